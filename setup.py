@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""Installs the ``soc`` package and builds ``soc._C`` (multi-scale deformable attention) from ``csrc/``.
+
+The CPU kernel is always built. The CUDA kernel is built too when a CUDA toolkit is found (``CUDA_HOME``)
+or when ``FORCE_CUDA=1``; without a visible GPU the target architectures default to sm_80 and sm_90
+(override with ``TORCH_CUDA_ARCH_LIST``).
+"""
+import glob
+import os
+
+from setuptools import find_packages, setup
+
+import torch
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _version() -> str:
+    with open(os.path.join(ROOT, "soc", "__init__.py")) as f:
+        for line in f:
+            if line.startswith("__version__"):
+                return line.split("=")[1].strip().strip("\"'")
+    raise RuntimeError("soc/__init__.py has no __version__")
+
+
+def get_extensions():
+    csrc = os.path.join("csrc")
+    sources = sorted(glob.glob(os.path.join(csrc, "*.cpp")) + glob.glob(os.path.join(csrc, "*", "*.cpp")))
+    cuda_sources = sorted(glob.glob(os.path.join(csrc, "*", "*.cu")))
+    if not sources:
+        return []
+    extra_compile_args = {"cxx": ["-O3", "-fopenmp"]}
+    define_macros = []
+    extension = CppExtension
+    force_cuda = os.environ.get("FORCE_CUDA", "0") == "1"
+    if (CUDA_HOME is not None and torch.version.cuda is not None) or force_cuda:
+        extension = CUDAExtension
+        sources += cuda_sources
+        define_macros += [("WITH_CUDA", None)]
+        extra_compile_args["nvcc"] = [
+            "-O3",
+            "-DCUDA_HAS_FP16=1",
+            "-D__CUDA_NO_HALF_OPERATORS__",
+            "-D__CUDA_NO_HALF_CONVERSIONS__",
+            "-D__CUDA_NO_HALF2_OPERATORS__",
+        ]
+        if not torch.cuda.is_available():
+            os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+    return [
+        extension(
+            "soc._C",
+            sources,
+            include_dirs=[os.path.abspath(csrc)],
+            define_macros=define_macros,
+            extra_compile_args=extra_compile_args,
+            extra_link_args=["-fopenmp"],
+        )
+    ]
+
+
+setup(
+    name="soc",
+    version=_version(),
+    description="SOC: Semantic-assisted Object Cluster for referring video object segmentation (Detectron2 project)",
+    packages=find_packages(exclude=("tests", "tests.*", "benchmarks", "tools", "projects")),
+    python_requires=">=3.9",
+    # detectron2 is a prerequisite installed separately (see README: official git route or sal-detectron2).
+    install_requires=[
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "transformers>=4.31,<5",
+        "scipy",
+        "pycocotools",
+        "opencv-python-headless",
+        "h5py",
+        "Pillow",
+        "av",
+        "tqdm",
+        "matplotlib",
+        "scikit-image",
+    ],
+    ext_modules=get_extensions(),
+    cmdclass={"build_ext": BuildExtension},
+)

@@ -1,0 +1,110 @@
+"""SOC's config keys. ``add_soc_config(cfg)`` only adds keys; it never changes detectron2's defaults.
+
+Defaults follow the authors' released configuration (``configs/refer_youtube_vos.yaml``, Video-Swin-T) unless a
+comment says otherwise; where the paper and the code differ, the code's behaviour is the default and the paper's
+variant sits behind a key (see README, "Paper vs code").
+"""
+from detectron2.config import CfgNode as CN
+
+
+def add_soc_config(cfg: CN) -> None:
+    """Add every SOC key, with its default, to a detectron2 config."""
+    # ---------------------------------------------------------------- backbone: Video Swin (torchvision Swin3D)
+    cfg.MODEL.VIDEO_SWIN = CN()
+    cfg.MODEL.VIDEO_SWIN.PATCH_SIZE = [1, 4, 4]  # (t, h, w); 1 in time: no temporal downsampling
+    cfg.MODEL.VIDEO_SWIN.EMBED_DIM = 96  # T/S: 96, B: 128
+    cfg.MODEL.VIDEO_SWIN.DEPTHS = [2, 2, 6, 2]  # T: [2,2,6,2], S/B: [2,2,18,2]
+    cfg.MODEL.VIDEO_SWIN.NUM_HEADS = [3, 6, 12, 24]  # T/S: [3,6,12,24], B: [4,8,16,32]
+    cfg.MODEL.VIDEO_SWIN.WINDOW_SIZE = [8, 7, 7]  # (t, h, w) attention window
+    cfg.MODEL.VIDEO_SWIN.MLP_RATIO = 4.0  # hidden width of the block MLPs, relative to the stage width
+    cfg.MODEL.VIDEO_SWIN.DROP_PATH_RATE = 0.2  # stochastic depth, linear over blocks
+    cfg.MODEL.VIDEO_SWIN.OUT_FEATURES = ["res2", "res3", "res4", "res5"]  # stage outputs before patch merging
+    cfg.MODEL.VIDEO_SWIN.PRETRAINED = ""  # Kinetics Video-Swin checkpoint (local file); "" = random init
+    cfg.MODEL.VIDEO_SWIN.FROZEN_STAGES = -1  # freeze the patch embedding and stages < this index; -1 = none
+
+    cfg.MODEL.SOC = CN()
+    cfg.MODEL.SOC.HIDDEN_DIM = 256  # d_model of fusion, transformers and heads
+    cfg.MODEL.SOC.NUM_FEATURE_LEVELS = 4  # s8, s16, s32 + one extra stride-2 conv on the last stage (s64)
+    cfg.MODEL.SOC.NUM_CLASSES = 1  # K sigmoid classes; 1 = "is referred" (all released YAMLs)
+
+    # ---------------------------------------------------------------- text encoder (Hugging Face)
+    cfg.MODEL.SOC.TEXT_ENCODER = CN()
+    cfg.MODEL.SOC.TEXT_ENCODER.NAME = "roberta-base"  # hub name or local folder for AutoModel/AutoTokenizer
+    cfg.MODEL.SOC.TEXT_ENCODER.FREEZE = True  # requires_grad=False on the encoder (the resizer still trains)
+    cfg.MODEL.SOC.TEXT_ENCODER.RESIZER_DROPOUT = 0.1  # dropout of the 768->d_model projection ("txt_proj")
+    cfg.MODEL.SOC.TEXT_ENCODER.SENTENCE_FEATURE = "pooler"  # "pooler" (code: pooler_output) | "mean" (mean of words)
+
+    # ---------------------------------------------------------------- neck: MMF (multi-modal fusion)
+    cfg.MODEL.SOC.NECK = CN()
+    cfg.MODEL.SOC.NECK.NAME = "MMF"  # in SOC_NECK_REGISTRY
+    cfg.MODEL.SOC.NECK.NHEADS = 8  # heads of the cross-modal attention
+    cfg.MODEL.SOC.NECK.RESIDUAL = False  # False: code (v * attn, no residual); True: adds the input back
+
+    # ---------------------------------------------------------------- decoder: SIM (frame-level + VOC)
+    cfg.MODEL.SOC.DECODER = CN()
+    cfg.MODEL.SOC.DECODER.NAME = "SIM"  # in SOC_DECODER_REGISTRY
+    cfg.MODEL.SOC.DECODER.NHEADS = 8  # heads of the deformable encoder/decoder
+    cfg.MODEL.SOC.DECODER.ENC_LAYERS = 3  # deformable encoder layers (K)
+    cfg.MODEL.SOC.DECODER.DEC_LAYERS = 3  # deformable decoder layers
+    cfg.MODEL.SOC.DECODER.DIM_FEEDFORWARD = 2048  # FFN width of the deformable layers
+    cfg.MODEL.SOC.DECODER.DROPOUT = 0.1  # dropout of the deformable layers
+    cfg.MODEL.SOC.DECODER.ENC_N_POINTS = 4  # sampling points per head and level, encoder
+    cfg.MODEL.SOC.DECODER.DEC_N_POINTS = 4  # sampling points per head and level, decoder
+    cfg.MODEL.SOC.DECODER.NUM_QUERIES = 20  # N_q frame-level queries per frame
+    cfg.MODEL.SOC.DECODER.WITH_BOX_REFINE = True  # iterative box refinement between decoder layers
+
+    # ---------------------------------------------------------------- VOC: video-level object cluster
+    cfg.MODEL.SOC.VOC = CN()
+    cfg.MODEL.SOC.VOC.ENABLED = True  # False: heads read the frame queries only (ablation "w/o VOC")
+    cfg.MODEL.SOC.VOC.NUM_QUERIES = 20  # N_v video queries; must equal DECODER.NUM_QUERIES (slot-aligned add-back)
+    cfg.MODEL.SOC.VOC.NHEADS = 8  # heads of the temporal encoder and grouping decoder
+    cfg.MODEL.SOC.VOC.ENC_LAYERS = 3  # temporal self-attention layers over the T*N_q frame queries
+    cfg.MODEL.SOC.VOC.DEC_LAYERS = 3  # object-grouping decoder layers
+    cfg.MODEL.SOC.VOC.DIM_FEEDFORWARD = 2048  # FFN width
+    cfg.MODEL.SOC.VOC.DROPOUT = 0.1  # hard-coded 0.1 in the authors' code
+
+    # ---------------------------------------------------------------- heads
+    cfg.MODEL.SOC.MASK_HEAD = CN()
+    cfg.MODEL.SOC.MASK_HEAD.MASK_DIM = 8  # channels of the stride-4 mask features ("mask_kernels_dim")
+    cfg.MODEL.SOC.MASK_HEAD.CONTROLLER_LAYERS = 3  # dynamic 1x1 conv layers
+    cfg.MODEL.SOC.MASK_HEAD.DYNAMIC_MASK_CHANNELS = 8  # channels of the hidden dynamic conv layers
+    cfg.MODEL.SOC.MASK_HEAD.REL_COORD = True  # append relative coordinates (pixels) to the mask features
+
+    # ---------------------------------------------------------------- matcher and losses
+    cfg.MODEL.SOC.MATCHER = CN()
+    cfg.MODEL.SOC.MATCHER.COST_CLASS = 2.0  # focal-style class cost
+    cfg.MODEL.SOC.MATCHER.COST_DICE = 5.0  # -dice over the trajectory
+    cfg.MODEL.SOC.MATCHER.COST_BBOX = 2.0  # L1 on normalised cxcywh
+    cfg.MODEL.SOC.MATCHER.COST_GIOU = 2.0  # -GIoU
+
+    cfg.MODEL.SOC.LOSS = CN()
+    cfg.MODEL.SOC.LOSS.CLASS_WEIGHT = 2.0  # sigmoid focal class loss
+    cfg.MODEL.SOC.LOSS.BBOX_WEIGHT = 2.0  # L1 box loss
+    cfg.MODEL.SOC.LOSS.GIOU_WEIGHT = 2.0  # GIoU box loss
+    cfg.MODEL.SOC.LOSS.DICE_WEIGHT = 5.0  # mask dice loss (paper text says 2; the code uses 5)
+    cfg.MODEL.SOC.LOSS.MASK_FOCAL_WEIGHT = 2.0  # mask sigmoid focal loss (paper text says 5; the code uses 2)
+    cfg.MODEL.SOC.LOSS.CONTRASTIVE_WEIGHT = 1.0  # visual-linguistic contrastive loss; 0 disables it
+    cfg.MODEL.SOC.LOSS.CONTRASTIVE_SCALE = "dim"  # "dim" (code: divide by D) | "sqrt_dim" (paper: by sqrt(D))
+    cfg.MODEL.SOC.LOSS.FOCAL_ALPHA = 0.25  # alpha of every focal term
+    cfg.MODEL.SOC.LOSS.FOCAL_GAMMA = 2.0  # gamma of every focal term
+    cfg.MODEL.SOC.LOSS.DEEP_SUPERVISION = True  # losses on every decoder layer ("aux_loss")
+
+    # ---------------------------------------------------------------- inference
+    cfg.MODEL.SOC.TEST = CN()
+    cfg.MODEL.SOC.TEST.HEAD_LAYER = 0  # decoder layer whose heads give the predictions (code: 0; paper: -1)
+    cfg.MODEL.SOC.TEST.CLIP_LENGTH = 0  # frames per forward pass; 0 = the whole video at once (DAVIS: 36)
+    cfg.MODEL.SOC.TEST.MASK_THRESHOLD = 0.5  # probability threshold of the binary masks
+    cfg.MODEL.SOC.TEST.ALL_QUERY_MASKS = False  # also return every query's mask (A2D/JHMDB mAP)
+
+    # ---------------------------------------------------------------- input (clips)
+    cfg.INPUT.SAMPLING_FRAME_NUM = 8  # frames per training clip (window)
+    cfg.INPUT.FLIP_PROB = 0.5  # clip-level horizontal flip, swapping "left"/"right" (code: ~0.31)
+    cfg.INPUT.TEST_WINDOW = 8  # A2D/JHMDB: frames of context around the annotated frame
+
+    # ---------------------------------------------------------------- solver
+    cfg.SOLVER.OPTIMIZER = "ADAMW"  # "ADAMW" | "SGD"
+    cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1  # lr of the Video Swin = BASE_LR * this
+    cfg.SOLVER.TEXT_ENCODER_MULTIPLIER = 0.5  # lr of the text encoder (when trained) = BASE_LR * this
+
+    # ---------------------------------------------------------------- datasets
+    cfg.DATASETS.TRAIN_RATIOS = []  # sampling ratio per training dataset (joint training); [] = by size
