@@ -2,7 +2,7 @@
 """Installs the ``soc`` package and builds ``soc._C`` (multi-scale deformable attention) from ``csrc/``.
 
 The CPU kernel is always built. The CUDA kernel is built too when a CUDA toolkit is found (``CUDA_HOME``)
-or when ``FORCE_CUDA=1``; without a visible GPU the target architectures default to sm_80 and sm_90
+or when ``FORCE_CUDA=1``, unless ``SOC_SKIP_CUDA=1`` (CPU-only builds for quick iteration); without a visible GPU the target architectures default to sm_80 and sm_90
 (override with ``TORCH_CUDA_ARCH_LIST``).
 """
 import glob
@@ -34,7 +34,8 @@ def get_extensions():
     define_macros = []
     extension = CppExtension
     force_cuda = os.environ.get("FORCE_CUDA", "0") == "1"
-    if (CUDA_HOME is not None and torch.version.cuda is not None) or force_cuda:
+    skip_cuda = os.environ.get("SOC_SKIP_CUDA", "0") == "1"
+    if not skip_cuda and ((CUDA_HOME is not None and torch.version.cuda is not None) or force_cuda):
         extension = CUDAExtension
         sources += cuda_sources
         define_macros += [("WITH_CUDA", None)]

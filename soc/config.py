@@ -105,6 +105,8 @@ def add_soc_config(cfg: CN) -> None:
     cfg.SOLVER.OPTIMIZER = "ADAMW"  # "ADAMW" | "SGD"
     cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1  # lr of the Video Swin = BASE_LR * this
     cfg.SOLVER.TEXT_ENCODER_MULTIPLIER = 0.5  # lr of the text encoder (when trained) = BASE_LR * this
+    cfg.SOLVER.LINEAR_PROJ_MULTIPLIER = 1.0  # lr of sampling_offsets / reference_points (SOC: no own group)
+    cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0  # weight decay of embeddings (queries, level/position embeddings)
 
     # ---------------------------------------------------------------- datasets
     cfg.DATASETS.TRAIN_RATIOS = []  # sampling ratio per training dataset (joint training); [] = by size

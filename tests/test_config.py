@@ -1,0 +1,75 @@
+"""Every YAML under projects/SOC/configs parses with add_soc_config, and unknown keys are rejected."""
+from pathlib import Path
+
+import pytest
+from detectron2.config import get_cfg
+
+from soc.config import add_soc_config
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "projects" / "SOC" / "configs"
+YAMLS = sorted(CONFIG_DIR.rglob("*.yaml"))
+
+
+def _load(path: Path):
+    cfg = get_cfg()
+    add_soc_config(cfg)
+    cfg.merge_from_file(str(path))
+    return cfg
+
+
+def test_configs_exist():
+    names = {p.relative_to(CONFIG_DIR).as_posix() for p in YAMLS}
+    for required in (
+        "Base-SOC.yaml",
+        "ref_ytvos/soc_swin_t_scratch.yaml",
+        "ref_ytvos/soc_swin_b_joint.yaml",
+        "a2d_sentences/soc_swin_t_scratch.yaml",
+        "synthetic/soc_tiny_synth.yaml",
+    ):
+        assert required in names
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.relative_to(CONFIG_DIR).as_posix())
+def test_every_config_parses(path: Path):
+    cfg = _load(path)
+    assert cfg.MODEL.META_ARCHITECTURE == "SOC"
+    assert cfg.MODEL.BACKBONE.NAME == "build_video_swin_backbone"
+    # slot-aligned add-back of the video queries needs as many video as frame queries
+    assert cfg.MODEL.SOC.VOC.NUM_QUERIES == cfg.MODEL.SOC.DECODER.NUM_QUERIES
+    assert len(cfg.MODEL.VIDEO_SWIN.DEPTHS) == len(cfg.MODEL.VIDEO_SWIN.NUM_HEADS) == 4
+
+
+def test_unknown_key_is_rejected(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f'_BASE_: "{CONFIG_DIR / "Base-SOC.yaml"}"\nMODEL:\n  SOC:\n    NOT_A_KEY: 1\n')
+    with pytest.raises(KeyError, match="NOT_A_KEY"):
+        _load(bad)
+
+
+def test_paper_defaults():
+    cfg = get_cfg()
+    add_soc_config(cfg)
+    soc = cfg.MODEL.SOC
+    assert (soc.LOSS.CLASS_WEIGHT, soc.LOSS.BBOX_WEIGHT, soc.LOSS.GIOU_WEIGHT) == (2.0, 2.0, 2.0)
+    assert (soc.LOSS.DICE_WEIGHT, soc.LOSS.MASK_FOCAL_WEIGHT, soc.LOSS.CONTRASTIVE_WEIGHT) == (5.0, 2.0, 1.0)
+    assert (soc.MATCHER.COST_CLASS, soc.MATCHER.COST_DICE, soc.MATCHER.COST_BBOX, soc.MATCHER.COST_GIOU) == (
+        2.0,
+        5.0,
+        2.0,
+        2.0,
+    )
+    assert soc.DECODER.NUM_QUERIES == 20 and soc.HIDDEN_DIM == 256
+    assert cfg.INPUT.SAMPLING_FRAME_NUM == 8
+
+
+def test_add_soc_config_keeps_detectron2_defaults():
+    before = get_cfg()
+    after = get_cfg()
+    add_soc_config(after)
+    for key in ("SEED", "DATALOADER", "TEST"):
+        b, a = before.get(key), after.get(key)
+        if hasattr(b, "items"):
+            for k, v in b.items():
+                assert a[k] == v, f"{key}.{k} changed"
+        else:
+            assert a == b
