@@ -2,8 +2,8 @@
 """Installs the ``soc`` package and builds ``soc._C`` (multi-scale deformable attention) from ``csrc/``.
 
 The CPU kernel is always built. The CUDA kernel is built too when a CUDA toolkit is found (``CUDA_HOME``)
-or when ``FORCE_CUDA=1``, unless ``SOC_SKIP_CUDA=1`` (CPU-only builds for quick iteration); without a visible GPU the target architectures default to sm_80 and sm_90
-(override with ``TORCH_CUDA_ARCH_LIST``).
+or when ``FORCE_CUDA=1``, unless ``SOC_SKIP_CUDA=1`` (CPU-only builds for quick iteration); without a
+visible GPU the target architectures default to sm_80 and sm_90 (override with ``TORCH_CUDA_ARCH_LIST``).
 """
 import glob
 import os
