@@ -14,6 +14,7 @@
 
 #include <ATen/ATen.h>
 
+#include <string>
 #include <tuple>
 
 namespace soc {
@@ -77,6 +78,9 @@ inline void ms_deform_attn_check_levels(
         ", W=", W, ", start=", start, ") does not fit in value's S=", S, " positions");
   }
 }
+
+// Instruction set the CPU kernel's loops run with: "avx2" or "default" (follows ATen's CPU capability).
+std::string ms_deform_attn_cpu_isa();
 
 at::Tensor ms_deform_attn_cpu_forward(
     const at::Tensor& value,

@@ -1,8 +1,8 @@
 // Loop bodies of the CPU kernel of multi-scale deformable attention.
 //
 // No include guard on purpose: ms_deform_attn_cpu.cpp includes this file once per instruction set, each time
-// inside its own namespace and under its own `#pragma GCC target`, so the channel loops are compiled for
-// SSE2, AVX2 and AVX-512 and the best one is picked at run time. It only uses ForwardArgs, BackwardArgs and
+// inside its own namespace and under its own `#pragma GCC target`, so the channel loops are compiled for the
+// baseline instruction set and for AVX2, and the better one is picked at run time. It only uses ForwardArgs, BackwardArgs and
 // the standard headers included by ms_deform_attn_cpu.cpp before it.
 
 // Where one sample falls on a level: the four corners of its bilinear footprint, in the order
@@ -62,22 +62,27 @@ inline scalar_t dot_and_axpy(
   return dot;
 }
 
-// Output rows of the (batch, query) pairs nq in [begin, end), all heads.
-template <typename scalar_t>
-void forward_range(const ForwardArgs<scalar_t>& a, int64_t begin, int64_t end) {
+// Output rows of the (batch, query) pairs nq in [begin, end), all heads. kD > 0 is the head size D known at
+// compile time (the channel loops unroll and accumulate into a local row: about 15% faster at D = 32);
+// kD = 0 takes D from the sizes.
+template <int kD, typename scalar_t>
+void forward_range_d(const ForwardArgs<scalar_t>& a, int64_t begin, int64_t end) {
   const Sizes& sz = a.sz;
-  const int64_t MD = sz.M * sz.D;
+  const int64_t D = kD > 0 ? kD : sz.D;
+  const int64_t MD = sz.M * D;
+  scalar_t acc_buf[kD > 0 ? kD : 1];
   for (int64_t nq = begin; nq < end; ++nq) {
     const scalar_t* value_n = a.value + (nq / sz.Lq) * sz.S * MD;
     for (int64_t m = 0; m < sz.M; ++m) {
-      scalar_t* o = a.out + (nq * sz.M + m) * sz.D;
-      for (int64_t d = 0; d < sz.D; ++d) {
-        o[d] = 0;
+      scalar_t* o = a.out + (nq * sz.M + m) * D;
+      scalar_t* acc = kD > 0 ? acc_buf : o;
+      for (int64_t d = 0; d < D; ++d) {
+        acc[d] = 0;
       }
       const int64_t j0 = (nq * sz.M + m) * sz.L * sz.P;  // index of (n, q, m, 0, 0) in attn
       for (int64_t l = 0; l < sz.L; ++l) {
         const int64_t H = a.shapes[2 * l], W = a.shapes[2 * l + 1];
-        const scalar_t* v = value_n + a.starts[l] * MD + m * sz.D;
+        const scalar_t* v = value_n + a.starts[l] * MD + m * D;
         for (int64_t p = 0; p < sz.P; ++p) {
           const int64_t j = j0 + l * sz.P + p;
           Footprint<scalar_t> f;
@@ -88,28 +93,43 @@ void forward_range(const ForwardArgs<scalar_t>& a, int64_t begin, int64_t end) {
           const scalar_t corner_w[4] = {hy * hx, hy * f.lx, f.ly * hx, f.ly * f.lx};
           for (int c = 0; c < 4; ++c) {
             if (f.pos[c] >= 0) {
-              axpy(w * corner_w[c], v + f.pos[c] * MD, o, sz.D);
+              axpy(w * corner_w[c], v + f.pos[c] * MD, acc, D);
             }
           }
+        }
+      }
+      if (kD > 0) {
+        for (int64_t d = 0; d < D; ++d) {
+          o[d] = acc[d];
         }
       }
     }
   }
 }
 
-// All gradients of the (batch, head) pairs nm in [begin, end): grad_value[n, :, m, :] and the gradients of
-// the locations and weights of (n, ., m) are written by this range only.
 template <typename scalar_t>
-void backward_range(const BackwardArgs<scalar_t>& a, int64_t begin, int64_t end) {
+void forward_range(const ForwardArgs<scalar_t>& a, int64_t begin, int64_t end) {
+  if (a.sz.D == 32) {  // SOC's and Deformable DETR's head size
+    forward_range_d<32>(a, begin, end);
+  } else {
+    forward_range_d<0>(a, begin, end);
+  }
+}
+
+// All gradients of the (batch, head) pairs nm in [begin, end): grad_value[n, :, m, :] and the gradients of
+// the locations and weights of (n, ., m) are written by this range only. kD as in forward_range_d.
+template <int kD, typename scalar_t>
+void backward_range_d(const BackwardArgs<scalar_t>& a, int64_t begin, int64_t end) {
   const Sizes& sz = a.sz;
-  const int64_t MD = sz.M * sz.D;
+  const int64_t D = kD > 0 ? kD : sz.D;
+  const int64_t MD = sz.M * D;
   for (int64_t nm = begin; nm < end; ++nm) {
     const int64_t n = nm / sz.M, m = nm % sz.M;
-    const scalar_t* value_nm = a.value + n * sz.S * MD + m * sz.D;
-    scalar_t* grad_value_nm = a.grad_value + n * sz.S * MD + m * sz.D;
+    const scalar_t* value_nm = a.value + n * sz.S * MD + m * D;
+    scalar_t* grad_value_nm = a.grad_value + n * sz.S * MD + m * D;
     for (int64_t q = 0; q < sz.Lq; ++q) {
       const int64_t nqm = (n * sz.Lq + q) * sz.M + m;
-      const scalar_t* g = a.grad_out + nqm * sz.D;
+      const scalar_t* g = a.grad_out + nqm * D;
       const int64_t j0 = nqm * sz.L * sz.P;
       for (int64_t l = 0; l < sz.L; ++l) {
         const int64_t H = a.shapes[2 * l], W = a.shapes[2 * l + 1];
@@ -128,7 +148,7 @@ void backward_range(const BackwardArgs<scalar_t>& a, int64_t begin, int64_t end)
             for (int c = 0; c < 4; ++c) {
               if (f.pos[c] >= 0) {
                 const scalar_t dot =
-                    dot_and_axpy(g, v + f.pos[c] * MD, gv + f.pos[c] * MD, w * corner_w[c], sz.D);
+                    dot_and_axpy(g, v + f.pos[c] * MD, gv + f.pos[c] * MD, w * corner_w[c], D);
                 g_attn += corner_w[c] * dot;
                 g_x += corner_dx[c] * dot;
                 g_y += corner_dy[c] * dot;
@@ -142,5 +162,14 @@ void backward_range(const BackwardArgs<scalar_t>& a, int64_t begin, int64_t end)
         }
       }
     }
+  }
+}
+
+template <typename scalar_t>
+void backward_range(const BackwardArgs<scalar_t>& a, int64_t begin, int64_t end) {
+  if (a.sz.D == 32) {
+    backward_range_d<32>(a, begin, end);
+  } else {
+    backward_range_d<0>(a, begin, end);
   }
 }

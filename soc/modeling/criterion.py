@@ -1,6 +1,7 @@
 """SOC's set criterion: per-layer Hungarian matching, then mask, box, class and contrastive losses."""
+
 import math
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -28,16 +29,16 @@ class SOCCriterion(nn.Module):
       upsampled to the target size, mean over pixels, summed, / num_masks;
     - ``loss_dice``: ``1 - (2 sum(pt) + 1) / (sum(p) + sum(t) + 1)`` per matched (trajectory, frame), summed,
       / num_masks;
-    - ``loss_cls``: sigmoid focal loss over all ``T * N * K`` (frame, query, class) logits, target 1 only at the
-      query matched to the referred trajectory, in the frames where it is visible (channel 0 when K = 1, else its
-      category in that frame); summed, / num_masks;
+    - ``loss_cls``: sigmoid focal loss over all ``T * N * K`` (frame, query, class) logits, target 1 only at
+      the query matched to the referred trajectory, in the frames where it is visible (channel 0 when K = 1,
+      else its category in that frame); summed, / num_masks;
     - ``loss_bbox``, ``loss_giou``: L1 and ``1 - GIoU`` of the matched queries' boxes over all frames (absent
       frames: zero ground-truth box), summed, / num_masks;
     - ``loss_con``: :func:`~soc.modeling.losses.contrastive_loss` of the video queries against the sentence
       feature, target = query matched to the referred trajectory.
 
-    Mask and box losses include frames where the object is absent (empty mask, zero box), as the authors' code.
-    A term whose weight is 0 is not computed and not returned.
+    Mask and box losses include the frames where the object is absent (empty mask, zero box), as the authors'
+    code does. A term whose weight is 0 is not computed and not returned.
     """
 
     @configurable
@@ -59,7 +60,8 @@ class SOCCriterion(nn.Module):
     ):
         """
         Args:
-            matcher: called as ``matcher(outputs, targets)`` -> list over B of ``(query_idx, target_idx)``.
+            matcher: called as ``matcher(layer_outputs, trajectories)`` (``trajectories``: list over B of
+                :class:`~soc.modeling.matcher.Trajectories`) -> list over B of ``(query_idx, target_idx)``.
             num_classes: K, channels of ``pred_cls``.
             class_weight, bbox_weight, giou_weight, dice_weight, mask_focal_weight, contrastive_weight: loss
                 weights (``weight_dict``); 0 disables a term.
@@ -108,18 +110,20 @@ class SOCCriterion(nn.Module):
             "num_aux_layers": cfg.MODEL.SOC.DECODER.DEC_LAYERS - 1 if loss.DEEP_SUPERVISION else 0,
         }
 
-    def forward(self, outputs: Mapping[str, object], targets: Sequence[Mapping[str, Tensor]]) -> Dict[str, Tensor]:
+    def forward(
+        self, outputs: Mapping[str, object], targets: Sequence[Mapping[str, Tensor]]
+    ) -> Dict[str, Tensor]:
         """Raw (unweighted) losses; weight them with ``self.weight_dict``.
 
         Symbols: T frames, B clips, N queries, K classes, h x w mask logits (1/4 of the padded input),
         H x W target masks (padded input), D embedding width.
 
         Args:
-            outputs: dict with ``pred_cls`` ``(T, B, N, K)`` logits, ``pred_boxes`` ``(T, B, N, 4)`` normalised
-                cxcywh, ``pred_masks`` ``(T, B, N, h, w)`` logits, ``pred_logit`` ``(B, N, D)`` video-query
-                embeddings and ``text_sentence_feature`` ``(B, D)`` (both only needed by ``loss_con``), and
-                ``aux_outputs``: list of dicts with the same keys for the earlier decoder layers (read when
-                ``num_aux_layers > 0``). Not modified.
+            outputs: dict with ``pred_cls`` ``(T, B, N, K)`` logits, ``pred_boxes`` ``(T, B, N, 4)``
+                normalised cxcywh, ``pred_masks`` ``(T, B, N, h, w)`` logits, ``pred_logit`` ``(B, N, D)``
+                video-query embeddings and ``text_sentence_feature`` ``(B, D)`` (both only needed by
+                ``loss_con``), and ``aux_outputs``: list of dicts with the same keys for the earlier decoder
+                layers (read when ``num_aux_layers > 0``). Not modified.
             targets: list over B of target dicts (see :func:`soc.modeling.matcher.as_trajectories`).
         Returns:
             dict of 0-d tensors, ``LOSS_NAMES`` for the last layer and ``f"{name}_{i}"`` for aux layer ``i``.
@@ -132,9 +136,9 @@ class SOCCriterion(nn.Module):
         layers = [("", outputs)]
         if self.num_aux_layers > 0:
             aux = outputs.get("aux_outputs") or []
-            assert len(aux) == self.num_aux_layers, (
-                f"expected {self.num_aux_layers} aux_outputs (DEC_LAYERS - 1), got {len(aux)}"
-            )
+            assert (
+                len(aux) == self.num_aux_layers
+            ), f"expected {self.num_aux_layers} aux_outputs (DEC_LAYERS - 1), got {len(aux)}"
             layers += [(f"_{i}", a) for i, a in enumerate(aux)]
 
         losses: Dict[str, Tensor] = {}
@@ -177,11 +181,10 @@ class SOCCriterion(nn.Module):
         if "loss_cls" in terms:
             losses["loss_cls"] = self._class_loss(out["pred_cls"], trajs, indices, num_masks)
         if "loss_bbox" in terms or "loss_giou" in terms:
-            src_boxes = torch.cat(
-                [out["pred_boxes"][:, b, q].transpose(0, 1) for b, (q, _) in enumerate(indices)]
-            ).flatten(0, 1)  # (M T), 4
-            tgt_boxes = torch.cat([traj.boxes[t] for traj, (_, t) in zip(trajs, indices)]).flatten(0, 1)
-            tgt_boxes = tgt_boxes.to(src_boxes.dtype)
+            pred_boxes = out["pred_boxes"]
+            src_boxes = torch.cat([pred_boxes[:, b, q].transpose(0, 1) for b, (q, _) in enumerate(indices)])
+            tgt_boxes = torch.cat([traj.boxes[t] for traj, (_, t) in zip(trajs, indices)])  # M, T, 4
+            src_boxes, tgt_boxes = src_boxes.flatten(0, 1), tgt_boxes.flatten(0, 1).to(src_boxes.dtype)
             if "loss_bbox" in terms:
                 losses["loss_bbox"] = F.l1_loss(src_boxes, tgt_boxes, reduction="none").sum() / num_masks
             if "loss_giou" in terms:
@@ -195,13 +198,19 @@ class SOCCriterion(nn.Module):
     ) -> Tuple[Tensor, Tensor]:
         """Matched mask logits upsampled to the batch's target size and their targets, ``(M*T, H*W)`` each."""
         size = batch_mask_size(trajs)
-        src = torch.cat([pred_masks[:, b, q].transpose(0, 1) for b, (q, _) in enumerate(indices)])  # M, T, h, w
+        src = torch.cat(
+            [pred_masks[:, b, q].transpose(0, 1) for b, (q, _) in enumerate(indices)]
+        )  # M, T, h, w
         src = F.interpolate(src.flatten(0, 1)[:, None], size=size, mode="bilinear", align_corners=False)
-        tgt = torch.cat([pad_masks(traj.masks[t], size) for traj, (_, t) in zip(trajs, indices)])  # M, T, H, W
+        tgt = torch.cat(
+            [pad_masks(traj.masks[t], size) for traj, (_, t) in zip(trajs, indices)]
+        )  # M, T, H, W
         return src.flatten(1), tgt.flatten(0, 1).flatten(1).to(src.dtype)
 
     @staticmethod
-    def _referred_queries(trajs: Sequence[Trajectories], indices: Sequence[Tuple[Tensor, Tensor]]) -> List[int]:
+    def _referred_queries(
+        trajs: Sequence[Trajectories], indices: Sequence[Tuple[Tensor, Tensor]]
+    ) -> List[int]:
         """Per video, the query matched to the referred trajectory, or -1."""
         queries = []
         for traj, (q, t) in zip(trajs, indices):
@@ -216,6 +225,7 @@ class SOCCriterion(nn.Module):
         indices: Sequence[Tuple[Tensor, Tensor]],
         num_masks: float,
     ) -> Tensor:
+        assert pred_cls.shape[-1] == self.num_classes, f"pred_cls has {pred_cls.shape[-1]} classes"
         target = torch.zeros_like(pred_cls)  # T, B, N, K
         for b, (traj, query) in enumerate(zip(trajs, self._referred_queries(trajs, indices))):
             if query < 0:
@@ -226,11 +236,16 @@ class SOCCriterion(nn.Module):
             else:
                 channels = traj.labels[traj.referred, frames]
             target[frames, b, query, channels] = 1
-        loss = sigmoid_focal_loss(pred_cls, target, alpha=self.focal_alpha, gamma=self.focal_gamma, reduction="none")
+        loss = sigmoid_focal_loss(
+            pred_cls, target, alpha=self.focal_alpha, gamma=self.focal_gamma, reduction="none"
+        )
         return loss.sum() / num_masks
 
     def _contrastive(
-        self, out: Mapping[str, Tensor], trajs: Sequence[Trajectories], indices: Sequence[Tuple[Tensor, Tensor]]
+        self,
+        out: Mapping[str, Tensor],
+        trajs: Sequence[Trajectories],
+        indices: Sequence[Tuple[Tensor, Tensor]],
     ) -> Tensor:
         query_embeds = out["pred_logit"]
         dim = query_embeds.shape[-1]

@@ -1,13 +1,14 @@
 """Loss and cost functions of SOC's set criterion, as plain tensor functions.
 
-They follow the authors' definitions (DETR-style, with two details that change numbers and are kept on purpose):
+They follow the authors' definitions (DETR-style), with two details that change numbers, kept on purpose:
 
 - the generalised IoU adds ``1e-6`` to the numerator and denominator of both its ratios, so a zero box (the
-  ground truth of a frame where the object is absent) gives a finite value, and zero box vs zero box gives GIoU 0;
+  ground truth of a frame where the object is absent) gives a finite value, and zero vs zero box gives GIoU 0;
 - the focal matching cost adds ``1e-8`` inside its logarithms.
 
 Boxes are normalised ``(cx, cy, w, h)`` unless a name says ``xyxy``.
 """
+
 from typing import Union
 
 import torch
@@ -32,10 +33,11 @@ _COST_LOG_EPS = 1e-8
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = _GIOU_EPS) -> Tensor:
     """Generalised IoU of ``xyxy`` boxes, element-wise with broadcasting.
 
-    ``generalized_box_iou(a[:, None], b[None])`` is the pairwise ``(N, M)`` matrix, ``generalized_box_iou(a, b)``
-    the paired vector. Unlike ``torchvision.ops.generalized_box_iou``, ``eps`` is added to both ratios
-    (``(I + eps) / (U + eps)`` and ``(C - U + eps) / (C + eps)``), as the authors' code does: degenerate boxes
-    give finite values (two identical zero boxes give exactly 0).
+    ``generalized_box_iou(a[:, None], b[None])`` is the pairwise ``(N, M)`` matrix,
+    ``generalized_box_iou(a, b)`` the paired vector. Unlike ``torchvision.ops.generalized_box_iou``, ``eps``
+    is added to both ratios (``(I + eps) / (U + eps)`` and ``(C - U + eps) / (C + eps)``), as the authors'
+    code does: degenerate boxes give finite values (two zero boxes give exactly 0, torchvision NaN), and
+    identical boxes of area A give ``1 - eps / (A + eps)``.
 
     Args:
         boxes1, boxes2: ``(..., 4)`` ``x0, y0, x1, y1`` with ``x1 >= x0`` and ``y1 >= y0``, broadcastable.
@@ -44,12 +46,16 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = _GIOU_EPS) 
     """
     area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
     area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])
-    inter_wh = (torch.minimum(boxes1[..., 2:], boxes2[..., 2:]) - torch.maximum(boxes1[..., :2], boxes2[..., :2]))
+    inter_wh = torch.minimum(boxes1[..., 2:], boxes2[..., 2:]) - torch.maximum(
+        boxes1[..., :2], boxes2[..., :2]
+    )
     inter_wh = inter_wh.clamp(min=0)
     inter = inter_wh[..., 0] * inter_wh[..., 1]
     union = area1 + area2 - inter
     iou = (inter + eps) / (union + eps)
-    hull_wh = (torch.maximum(boxes1[..., 2:], boxes2[..., 2:]) - torch.minimum(boxes1[..., :2], boxes2[..., :2]))
+    hull_wh = torch.maximum(boxes1[..., 2:], boxes2[..., 2:]) - torch.minimum(
+        boxes1[..., :2], boxes2[..., :2]
+    )
     hull_wh = hull_wh.clamp(min=0)
     hull = hull_wh[..., 0] * hull_wh[..., 1]
     return iou - (hull - union + eps) / (hull + eps)
@@ -61,7 +67,7 @@ def cxcywh_generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
 
 
 def dice_coefficient(probs: Tensor, targets: Tensor, smooth: float = 1.0) -> Tensor:
-    """Soft dice ``(2 sum(p t) + s) / (sum(p) + sum(t) + s)`` over the last axis, pairwise over the second last.
+    """Soft dice ``(2 sum(pt) + s) / (sum(p) + sum(t) + s)`` over the last axis, pairwise over the one before.
 
     Args:
         probs: ``(..., N, P)`` probabilities (``P`` pixels).
@@ -75,7 +81,9 @@ def dice_coefficient(probs: Tensor, targets: Tensor, smooth: float = 1.0) -> Ten
     return (numerator + smooth) / (denominator + smooth)
 
 
-def dice_loss(logits: Tensor, targets: Tensor, num_masks: Union[float, Tensor], smooth: float = 1.0) -> Tensor:
+def dice_loss(
+    logits: Tensor, targets: Tensor, num_masks: Union[float, Tensor], smooth: float = 1.0
+) -> Tensor:
     """Paired dice loss ``1 - dice``, summed over masks and divided by ``num_masks``.
 
     Args:
@@ -107,9 +115,9 @@ def mask_focal_loss(
 
 
 def focal_class_cost(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
-    """Focal-style matching cost of labelling each entry positive: ``a (1-p)^g (-log p) - (1-a) p^g (-log(1-p))``.
+    """Focal-style cost of labelling an entry positive: ``a (1-p)^g (-log p) - (1-a) p^g (-log(1-p))``.
 
-    ``p = sigmoid(logits)``; ``1e-8`` is added inside both logarithms (authors' code). Element-wise, any shape.
+    ``p = sigmoid(logits)``; ``1e-8`` is added inside both logarithms (authors' code). Element-wise.
     """
     prob = logits.sigmoid()
     pos = alpha * (1 - prob) ** gamma * -(prob + _COST_LOG_EPS).log()
@@ -122,9 +130,9 @@ def contrastive_loss(
 ) -> Tensor:
     """Visual-linguistic contrastive loss: cross-entropy over the video queries against the matched one.
 
-    ``s_n = (query_embeds_n / scale) . sentence_feature``, ``log_softmax`` over queries, minus the log-probability
-    of the matched query, averaged over the batch. Videos whose ``query_idx`` is ``-1`` (no referred trajectory
-    matched) contribute 0 but still count in the batch mean.
+    ``s_n = (query_embeds_n / scale) . sentence_feature``, ``log_softmax`` over queries, minus the
+    log-probability of the matched query, averaged over the batch. Videos whose ``query_idx`` is ``-1`` (no
+    referred trajectory matched) contribute 0 but still count in the batch mean.
 
     Args:
         query_embeds: ``(B, N, D)`` video-query embeddings.

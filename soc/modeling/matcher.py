@@ -1,5 +1,6 @@
 """Hungarian matching between query slots and ground-truth object trajectories (one assignment per video)."""
-from typing import Dict, List, Mapping, NamedTuple, Sequence, Tuple
+
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -9,7 +10,7 @@ from torch import Tensor, nn
 
 from .losses import cxcywh_generalized_box_iou, dice_coefficient, focal_class_cost
 
-__all__ = ["Trajectories", "as_trajectories", "pad_masks", "HungarianTrajectoryMatcher"]
+__all__ = ["Trajectories", "as_trajectories", "pad_masks", "batch_mask_size", "HungarianTrajectoryMatcher"]
 
 
 class Trajectories(NamedTuple):
@@ -26,7 +27,7 @@ class Trajectories(NamedTuple):
         return self.masks.shape[0]
 
 
-def as_trajectories(target: Mapping[str, Tensor], device: torch.device = None) -> Trajectories:
+def as_trajectories(target: Mapping[str, Tensor], device: Optional[torch.device] = None) -> Trajectories:
     """Read one clip's target dict (the model-input ``targets`` layout) as :class:`Trajectories`.
 
     One trajectory (SOC's case, the referred object) is the plain layout; several trajectories add an instance
@@ -42,8 +43,7 @@ def as_trajectories(target: Mapping[str, Tensor], device: torch.device = None) -
     ``I = 0`` (masks ``(T, 0, H, W)``) is a clip without any target.
     """
     masks = torch.as_tensor(target["masks"], device=device)
-    single = masks.dim() == 3
-    if single:
+    if masks.dim() == 3:  # one trajectory
         masks = masks[:, None]
     T, I = masks.shape[:2]
     boxes = torch.as_tensor(target["boxes"], device=device).reshape(T, I, 4)
@@ -81,13 +81,13 @@ def batch_mask_size(trajs: Sequence[Trajectories]) -> Tuple[int, int]:
 class HungarianTrajectoryMatcher(nn.Module):
     """One-to-one assignment of query slots (index ``n`` in every frame) to ground-truth trajectories.
 
-    Cost of (query ``n``, trajectory ``i``) = ``cost_class`` C_cls + ``cost_dice`` C_dice + ``cost_bbox`` C_L1 +
-    ``cost_giou`` C_giou, with
+    Cost of (query ``n``, trajectory ``i``) =
+    ``cost_class`` C_cls + ``cost_dice`` C_dice + ``cost_bbox`` C_L1 + ``cost_giou`` C_giou, with
 
     - C_cls: :func:`focal_class_cost` of ``pred_cls`` (channel 0 when K = 1, else the trajectory's category at
       its first visible frame), averaged over the frames where the trajectory is visible (0 if it never is);
-    - C_dice: ``-dice`` of the sigmoid masks, bilinearly upsampled (``align_corners=False``) to the target size,
-      averaged over all frames;
+    - C_dice: ``-dice`` of the sigmoid masks, bilinearly upsampled (``align_corners=False``) to the target
+      size, averaged over all frames;
     - C_L1, C_giou: L1 distance and ``-GIoU`` of the normalised cxcywh boxes, averaged over all frames (absent
       frames have a zero ground-truth box).
 
@@ -139,7 +139,8 @@ class HungarianTrajectoryMatcher(nn.Module):
         Args:
             outputs: ``pred_cls`` ``(T, B, N, K)`` logits, ``pred_boxes`` ``(T, B, N, 4)`` normalised cxcywh,
                 ``pred_masks`` ``(T, B, N, h, w)`` logits.
-            targets: list over ``B`` of target dicts (see :func:`as_trajectories`), or of :class:`Trajectories`.
+            targets: list over ``B`` of target dicts (see :func:`as_trajectories`) or of
+                :class:`Trajectories`.
         Returns:
             list over ``B`` of ``(N, I_b)`` float tensors.
         """
@@ -194,8 +195,8 @@ class HungarianTrajectoryMatcher(nn.Module):
 
         Args: as :meth:`compute_costs`.
         Returns:
-            list over ``B`` of ``(query_idx, target_idx)`` int64 tensors of length ``min(N, I_b)``, query indices
-            in increasing order.
+            list over ``B`` of ``(query_idx, target_idx)`` int64 tensors of length ``min(N, I_b)``, query
+            indices in increasing order.
         """
         indices = []
         for cost in self.compute_costs(outputs, targets):

@@ -1,0 +1,1 @@
+from .video_swin import VideoSwinTransformer, build_video_swin_backbone

@@ -1,0 +1,1 @@
+from .soc import SOC

@@ -1,0 +1,246 @@
+"""Readers for the on-disk formats of the four RVOS benchmarks (and RefCOCO), shared by mappers and evaluators.
+
+Every reader raises :class:`DataError` (or ``FileNotFoundError``) with the offending file in the message:
+a bad file never turns into a silently wrong sample.
+
+Mask sources (a record's ``annotations`` dict, see ``datasets/README.md``):
+
+- ``{"type": "png", "files": [path per frame]}``: palette PNGs, value = object id (Ref-YouTube-VOS, Ref-DAVIS17);
+- ``{"type": "a2d_h5", "file": path}``: one A2D-Sentences ``.h5`` of the annotated frame;
+- ``{"type": "jhmdb_mat", "file": path, "frame": int}``: ``puppet_mask.mat`` and the 0-based annotated frame;
+- ``{"type": "coco", "segmentation": polygons | RLE, "height": int, "width": int}``: RefCOCO.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterable, List, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "DataError",
+    "davis_palette",
+    "read_image",
+    "read_palette_png",
+    "read_masks",
+    "read_video_window",
+    "mttr_window",
+    "normalize_expression",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class DataError(RuntimeError):
+    """A dataset file is missing, unreadable or inconsistent; the message names the file."""
+
+
+def davis_palette() -> List[int]:
+    """The PASCAL-VOC / DAVIS colour map as a flat list of 768 ints (index k -> RGB of k).
+
+    Built from the bits of the index: bit j of k goes to bit (7 - j//3) of channel j % 3.
+    """
+    palette = []
+    for k in range(256):
+        rgb = [0, 0, 0]
+        c = k
+        for shift in range(7, -1, -1):
+            for ch in range(3):
+                rgb[ch] |= ((c >> ch) & 1) << shift
+            c >>= 3
+        palette.extend(rgb)
+    return palette
+
+
+def normalize_expression(text: str) -> str:
+    """Lower-case and collapse whitespace, as MTTR and ReferFormer do before tokenisation."""
+    return " ".join(text.lower().split())
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read a frame file (JPEG/PNG) as uint8 RGB ``(H, W, 3)``.
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`DataError` for an undecodable one.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"frame file missing: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated or corrupt file fails here, not later
+            arr = np.asarray(img.convert("RGB"))
+    except (OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"cannot decode frame {path}: {e}") from e
+    return arr
+
+
+def read_palette_png(path: str) -> np.ndarray:
+    """Read an annotation PNG as its uint8 index map ``(H, W)``.
+
+    Palette ('P') and 8-bit greyscale ('L') images are read as stored values. Colour images are rejected:
+    converting them to grey would turn palette colours into luminance (DAVIS index 1 -> 38).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"annotation file missing: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode not in ("P", "L"):
+                raise DataError(f"annotation {path} has mode {img.mode!r}; expected a palette ('P') or 'L' PNG")
+            arr = np.array(img, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"cannot decode annotation {path}: {e}") from e
+    return arr
+
+
+def mttr_window(center: int, num_frames: int, window: int) -> List[int]:
+    """0-based indices of the MTTR window around ``center``, clamped to ``[0, num_frames-1]``.
+
+    Indices ``center - window//2 ... center + (window+1)//2 - 1``; the centre sits at position ``window//2``.
+    A2D frame 28 (1-based, so centre 27) with window 8 gives 23..30.
+    """
+    if not 0 <= center < num_frames:
+        raise ValueError(f"centre frame {center} outside a video of {num_frames} frames")
+    start = center - window // 2
+    return [min(max(i, 0), num_frames - 1) for i in range(start, start + window)]
+
+
+def read_video_window(path: str, center: int, window: int) -> tuple:
+    """Decode the MTTR window around the 0-based frame ``center`` of a video file with PyAV.
+
+    Frames are counted in presentation order from 0, as ``torchvision.io.read_video`` counted them. Only
+    frames up to the last index needed are decoded when the container states its frame count.
+
+    Returns:
+        (frames uint8 ``(window, H, W, 3)`` RGB, list of the window's 0-based indices, number of frames).
+    """
+    import av
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"video file missing: {path}")
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            total = int(stream.frames or 0)
+            last_needed = None
+            if total > 0 and center < total:
+                last_needed = max(mttr_window(center, total, window))
+            decoded = []
+            for frame in container.decode(stream):
+                decoded.append(frame.to_ndarray(format="rgb24"))
+                if last_needed is not None and len(decoded) > last_needed:
+                    break
+            else:
+                total = len(decoded)  # decoded everything: the true count
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise DataError(f"cannot decode video {path}: {e}") from e
+    if center >= total:
+        raise DataError(f"annotated frame {center + 1} (1-based) is beyond the {total} frames of {path}")
+    indices = mttr_window(center, total, window)
+    if max(indices) >= len(decoded):  # the container over-stated its length
+        total = len(decoded)
+        if center >= total:
+            raise DataError(f"annotated frame {center + 1} (1-based) is beyond the {total} frames of {path}")
+        indices = mttr_window(center, total, window)
+    return np.stack([decoded[i] for i in indices]), indices, total
+
+
+# ------------------------------------------------------------------------------------------------ masks
+def _read_a2d_instance_mask(path: str, instance_id: int) -> np.ndarray:
+    import h5py
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"A2D annotation missing: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            instances = [int(v) for v in np.asarray(f["instance"]).reshape(-1)]
+            masks = np.asarray(f["reMask"])
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"cannot read A2D annotation {path}: {e}") from e
+    if masks.ndim == 2:  # a single instance is stored 2-D
+        masks = masks[None]
+    if masks.shape[0] != len(instances):
+        raise DataError(f"{path}: reMask holds {masks.shape[0]} masks for {len(instances)} instances")
+    if instance_id not in instances:
+        raise DataError(f"{path}: instance {instance_id} is not annotated in this frame (instances {instances})")
+    if instances.count(instance_id) > 1:  # EadxBPmQvtg frame 25: the references take the first occurrence
+        logger.warning("%s: instance %d occurs %d times; using the first", path, instance_id,
+                       instances.count(instance_id))
+    return masks[instances.index(instance_id)].T > 0  # stored transposed (W, H)
+
+
+def mat_read_errors() -> tuple:
+    """What ``scipy.io`` raises on a damaged .mat file (MatReadError, or IndexError on a very short one)."""
+    from scipy.io.matlab import MatReadError
+
+    return (MatReadError, OSError, KeyError, ValueError, TypeError, IndexError, EOFError)
+
+
+def _read_jhmdb_mask(path: str, frame: int) -> np.ndarray:
+    import scipy.io
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"JHMDB puppet mask missing: {path}")
+    try:
+        part_mask = scipy.io.loadmat(path)["part_mask"]
+    except mat_read_errors() as e:
+        raise DataError(f"cannot read JHMDB puppet mask {path}: {e}") from e
+    if part_mask.ndim != 3:
+        raise DataError(f"{path}: part_mask has shape {part_mask.shape}; expected (H, W, T)")
+    if not 0 <= frame < part_mask.shape[2]:
+        raise DataError(f"{path}: frame {frame + 1} (1-based) has no mask ({part_mask.shape[2]} masks)")
+    return part_mask[:, :, frame] > 0
+
+
+def _decode_coco_segmentation(seg, height: int, width: int) -> np.ndarray:
+    from pycocotools import mask as mask_util
+
+    if isinstance(seg, list):  # polygons
+        rles = mask_util.frPyObjects(seg, height, width)
+        rle = mask_util.merge(rles)
+    elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):  # uncompressed RLE
+        rle = mask_util.frPyObjects(seg, height, width)
+    else:
+        rle = seg
+    return mask_util.decode(rle).astype(bool)
+
+
+def read_masks(record: dict, frames: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Ground-truth masks of the referred object(s) of a record (or of a mapper output carrying the same keys).
+
+    Args:
+        record: a dataset record with ``obj_ids`` and ``annotations`` (see the module docstring).
+        frames: for PNG sources, 0-based indices into ``record["file_names"]`` (default: every frame).
+            A2D/JHMDB/RefCOCO sources have the annotated frame only and ignore it.
+
+    Returns:
+        bool ``(T, H, W)``: per frame, the union of the masks of ``obj_ids`` (all-False where absent).
+        For A2D, JHMDB and RefCOCO, ``T = 1`` (the annotated frame / the image).
+    """
+    ann = record.get("annotations")
+    obj_ids = [int(o) for o in record.get("obj_ids") or []]
+    if not ann or not obj_ids:
+        raise DataError(f"record {record.get('video_id')}/{record.get('exp_id')} has no ground truth")
+    kind = ann["type"]
+    if kind == "png":
+        files = ann["files"]
+        idx: Iterable[int] = range(len(files)) if frames is None else frames
+        return np.stack([np.isin(read_palette_png(files[i]), obj_ids) for i in idx])
+    if kind == "a2d_h5":
+        masks = [_read_a2d_instance_mask(ann["file"], o) for o in obj_ids]
+        return np.logical_or.reduce(masks)[None]
+    if kind == "jhmdb_mat":
+        return _read_jhmdb_mask(ann["file"], int(ann["frame"]))[None]
+    if kind == "coco":
+        return _decode_coco_segmentation(ann["segmentation"], int(ann["height"]), int(ann["width"]))[None]
+    raise DataError(f"unknown annotation type {kind!r} in record {record.get('video_id')}")
+
+
+def mask_source_name(record: dict, frame: Optional[int] = None) -> str:
+    """The file a record's mask for ``frame`` comes from (for error messages)."""
+    ann = record.get("annotations") or {}
+    if ann.get("type") == "png":
+        files = ann["files"]
+        return files[frame] if frame is not None else os.path.dirname(files[0])
+    return str(ann.get("file", f"{ann.get('type')} annotation of {record.get('video_id')}"))

@@ -1,0 +1,103 @@
+"""Mappers for A2D-Sentences and JHMDB-Sentences records: the MTTR window around the annotated frame.
+
+Window (formats_metrics §3.3/§4): 0-based indices ``c - w//2 ... c + (w+1)//2 - 1`` around the annotated
+frame c, clamped to the video; the annotated frame sits at position ``w//2`` and is the only kept frame
+(``keep_frames``), the only one with targets. ``w`` is ``INPUT.SAMPLING_FRAME_NUM`` for training and
+``INPUT.TEST_WINDOW`` for inference. A2D frames are decoded from the mp4 with PyAV; JHMDB frames are PNGs.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+from detectron2.config import configurable
+from detectron2.data import transforms as T
+
+from ..io import mttr_window, normalize_expression, read_masks, read_video_window
+from .clip_utils import (
+    build_clip_augmentation,
+    check_mask_size,
+    frames_to_tensor,
+    has_hflip,
+    masks_to_targets,
+    read_frames,
+    swap_left_right,
+)
+
+__all__ = ["A2DTrainMapper", "A2DTestMapper"]
+
+_REWRITTEN = ("file_names", "frame_names", "expression", "height", "width")
+
+
+class A2DTrainMapper:
+    """Record -> clip dict with ``frames`` ``(w, 3, H, W)``, ``keep_frames`` = [w//2] and, when training,
+    ``targets`` for the kept frame only (``T' = 1``)."""
+
+    @configurable
+    def __init__(self, *, augmentations: List[T.Augmentation], window_size: int, is_train: bool = True):
+        """
+        Args:
+            augmentations: sampled once per clip, applied to every frame and to the mask.
+            window_size: frames per window (w).
+            is_train: add ``targets`` (masks, boxes, is_visible of the annotated frame).
+        """
+        self.augmentations = T.AugmentationList(augmentations)
+        self.window_size = window_size
+        self.is_train = is_train
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True) -> dict:
+        return {
+            "augmentations": build_clip_augmentation(cfg, is_train),
+            "window_size": cfg.INPUT.SAMPLING_FRAME_NUM if is_train else cfg.INPUT.TEST_WINDOW,
+            "is_train": is_train,
+        }
+
+    def _read_window(self, record: dict):
+        center = int(record["annotated_frame"])
+        if record.get("video_file"):  # A2D: frames inside the mp4
+            frames, indices, _ = read_video_window(record["video_file"], center, self.window_size)
+            frames = list(frames)
+            file_names = [record["video_file"]] * len(indices)
+            frame_names = [f"{i + 1:05d}" for i in indices]  # A2D frame numbers are 1-based
+        else:  # JHMDB: one PNG per frame
+            files = record["file_names"]
+            indices = mttr_window(center, len(files), self.window_size)
+            frames = read_frames(files, indices)
+            file_names = [files[i] for i in indices]
+            frame_names = [record["frame_names"][i] for i in indices]
+        return frames, indices, file_names, frame_names
+
+    def __call__(self, record: dict) -> dict:
+        frames, indices, file_names, frame_names = self._read_window(record)
+        keep = self.window_size // 2
+        assert indices[keep] == record["annotated_frame"], (indices, record["annotated_frame"])
+        height, width = frames[0].shape[:2]
+        tfm = self.augmentations(T.AugInput(frames[0]))
+        expression = normalize_expression(record["expression"])
+        if has_hflip(tfm):
+            expression = swap_left_right(expression)
+        out = {k: v for k, v in record.items() if k not in _REWRITTEN}
+        out.update({
+            "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
+            "expression": expression,
+            "height": height,
+            "width": width,
+            "keep_frames": torch.tensor([keep], dtype=torch.long),
+            "file_names": file_names,
+            "frame_names": frame_names,
+            "frame_indices": list(indices),
+        })
+        if self.is_train:
+            masks = read_masks(record)  # (1, h, w): the annotated frame
+            check_mask_size(record, masks, frames[keep].shape, [indices[keep]], file_names[keep])
+            out["targets"] = masks_to_targets(masks, tfm)
+        return out
+
+
+class A2DTestMapper(A2DTrainMapper):
+    """Inference variant: window ``INPUT.TEST_WINDOW``, test resize, no flip, no targets."""
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = False) -> dict:
+        return super().from_config(cfg, is_train=False)

@@ -1,0 +1,152 @@
+"""Mappers for Ref-YouTube-VOS / Ref-DAVIS17 records (and RefCOCO images as one-frame clips).
+
+Training window (documented choice): a random window of ``INPUT.SAMPLING_FRAME_NUM`` consecutive listed
+frames that contains an anchor frame in which the referred object is visible. The anchor is drawn uniformly
+from the object's annotated frames (``meta.json``'s ``frames``, when the dataset lists them) or from all frames;
+if the window's masks are then empty, the anchor is redrawn among the frames whose masks show the object.
+So windows in which the object is invisible in every frame are never produced (MTTR drops those windows), and
+an object that is in no mask at all is an error. Videos shorter than the window are padded by repeating their
+last frame (MTTR); a record with a single frame (an image) gives a one-frame clip.
+"""
+from __future__ import annotations
+
+import logging
+from typing import List, Optional
+
+import numpy as np
+from detectron2.config import configurable
+from detectron2.data import transforms as T
+
+from ..io import DataError, mask_source_name, normalize_expression, read_masks
+from .clip_utils import (
+    build_clip_augmentation,
+    check_mask_size,
+    frames_to_tensor,
+    has_hflip,
+    masks_to_targets,
+    read_frames,
+    sample_window,
+    swap_left_right,
+)
+
+__all__ = ["RefVOSTrainMapper", "RefVOSTestMapper"]
+
+logger = logging.getLogger(__name__)
+
+# record keys the mappers rewrite; everything else passes through to the model input untouched
+_REWRITTEN = ("file_names", "frame_names", "expression", "height", "width", "obj_frames")
+
+
+class RefVOSTrainMapper:
+    """Record -> training clip dict (``frames``, ``expression``, ``targets``, ...; see ``DEVELOPERS.md``)."""
+
+    @configurable
+    def __init__(self, *, augmentations: List[T.Augmentation], sampling_frame_num: int,
+                 max_aug_tries: int = 10):
+        """
+        Args:
+            augmentations: sampled once per clip, applied to every frame and mask.
+            sampling_frame_num: frames per clip (T).
+            max_aug_tries: crops that hide the object are resampled this many times before the mapper
+                returns None (detectron2 then tries another record).
+        """
+        self.augmentations = T.AugmentationList(augmentations)
+        self.sampling_frame_num = sampling_frame_num
+        self.max_aug_tries = max_aug_tries
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True) -> dict:
+        return {
+            "augmentations": build_clip_augmentation(cfg, is_train=True),
+            "sampling_frame_num": cfg.INPUT.SAMPLING_FRAME_NUM,
+        }
+
+    def _anchor(self, record: dict, num_frames: int) -> int:
+        names = record.get("obj_frames")
+        if names:
+            pos = {n: i for i, n in enumerate(record["frame_names"])}
+            candidates = [pos[n] for n in names if n in pos]
+            if candidates:
+                return int(candidates[np.random.randint(len(candidates))])
+        return int(np.random.randint(num_frames))
+
+    def __call__(self, record: dict) -> Optional[dict]:
+        """Sample and augment one clip of ``record``. Returns None only when every crop hid the object."""
+        if not record.get("obj_ids") or not record.get("annotations"):
+            raise DataError(f"training record {record['video_id']}/{record['exp_id']} has no ground truth")
+        files = record["file_names"]
+        n = len(files)
+        length = 1 if n == 1 else self.sampling_frame_num
+        indices = sample_window(n, length, self._anchor(record, n))
+        masks = read_masks(record, indices)
+        if not masks.any():
+            visible = np.flatnonzero(read_masks(record).any(axis=(1, 2)))
+            if len(visible) == 0:
+                raise DataError(
+                    f"expression {record['video_id']}/{record['exp_id']} ({record['expression']!r}) refers to "
+                    f"object(s) {record['obj_ids']}, which appear in no mask under {mask_source_name(record)}"
+                )
+            indices = sample_window(n, length, int(visible[np.random.randint(len(visible))]))
+            masks = read_masks(record, indices)
+        frames = read_frames(files, indices)
+        check_mask_size(record, masks, frames[0].shape, indices, files[indices[0]])
+        height, width = frames[0].shape[:2]
+
+        for _ in range(self.max_aug_tries):
+            tfm = self.augmentations(T.AugInput(frames[0]))
+            targets = masks_to_targets(masks, tfm)
+            if targets["is_visible"].any():
+                break
+        else:
+            return None
+        expression = normalize_expression(record["expression"])
+        if has_hflip(tfm):
+            expression = swap_left_right(expression)
+
+        out = {k: v for k, v in record.items() if k not in _REWRITTEN}
+        out.update({
+            "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
+            "expression": expression,
+            "height": height,
+            "width": width,
+            "file_names": [files[i] for i in indices],
+            "frame_names": [record["frame_names"][i] for i in indices],
+            "frame_indices": list(indices),
+            "targets": targets,
+        })
+        return out
+
+
+class RefVOSTestMapper:
+    """Record -> inference dict: the whole video, resized with ``INPUT.MIN/MAX_SIZE_TEST``, no targets.
+
+    ``obj_ids`` and ``annotations`` pass through, so an evaluator reads ground truth with ``read_masks(input)``.
+    """
+
+    @configurable
+    def __init__(self, *, augmentations: List[T.Augmentation]):
+        self.augmentations = T.AugmentationList(augmentations)
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = False) -> dict:
+        return {"augmentations": build_clip_augmentation(cfg, is_train=False)}
+
+    def __call__(self, record: dict) -> dict:
+        files = record["file_names"]
+        indices = list(range(len(files)))
+        frames = read_frames(files, indices)
+        height, width = frames[0].shape[:2]
+        if record.get("height") is not None and (record["height"], record["width"]) != (height, width):
+            raise DataError(f"frame {files[0]} is {(height, width)}, the annotation file says "
+                            f"{(record['height'], record['width'])}")
+        tfm = self.augmentations(T.AugInput(frames[0]))
+        out = {k: v for k, v in record.items() if k not in _REWRITTEN}
+        out.update({
+            "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
+            "expression": normalize_expression(record["expression"]),
+            "height": height,
+            "width": width,
+            "file_names": list(files),
+            "frame_names": list(record["frame_names"]),
+        })
+        return out

@@ -1,0 +1,205 @@
+"""SIM: frame-level content aggregation (deformable transformer) + VOC + the class and box heads.
+
+As the authors' ``SOC.forward`` from the transformer to the heads: Q frame queries per frame (content zero,
+position ``query_embed``), iterative box refinement with the per-layer box heads, VOC on the frame queries,
+the video queries added slot-wise to the frame queries of every frame, then per decoder layer l one
+``class_embed[l]`` (a single Linear) and ``bbox_embed[l]`` (3-layer MLP, refining layer l's input reference).
+
+Training: VOC clusters every decoder layer's queries and every layer is predicted (deep supervision).
+Evaluation: as the authors' code, VOC sees only the last layer and the predictions come from layer
+``test_head_layer`` (0 in the released code): ``heads[0](hs[0] + VOC(hs[-1]))``; only that layer's heads run.
+
+Differences: with VOC disabled (the "w/o VOC" ablation), the heads read the frame queries and ``pred_logit``
+is their mean over frames, so the contrastive loss still has a per-query embedding.
+"""
+import copy
+import math
+from typing import Dict, List
+
+import torch
+from detectron2.config import configurable
+from torch import Tensor, nn
+
+from ..heads.mlp import MLP
+from .build import SOC_DECODER_REGISTRY
+from .deformable_transformer import DeformableTransformer, inverse_sigmoid
+from .voc import VOC
+
+__all__ = ["SIM"]
+
+
+@SOC_DECODER_REGISTRY.register()
+class SIM(nn.Module):
+    """Frame queries → (VOC) → per-layer class logits, boxes and the inputs of the mask head."""
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        hidden_dim: int,
+        num_classes: int,
+        num_queries: int,
+        num_levels: int,
+        nheads: int = 8,
+        enc_layers: int = 3,
+        dec_layers: int = 3,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        enc_n_points: int = 4,
+        dec_n_points: int = 4,
+        with_box_refine: bool = True,
+        voc_enabled: bool = True,
+        voc_num_queries: int = 20,
+        voc_nheads: int = 8,
+        voc_enc_layers: int = 3,
+        voc_dec_layers: int = 3,
+        voc_dim_feedforward: int = 2048,
+        voc_dropout: float = 0.1,
+        test_head_layer: int = 0,
+    ):
+        """
+        Args:
+            hidden_dim: width C. num_classes: K sigmoid classes. num_queries: Q frame queries.
+            num_levels: feature levels from the neck.
+            nheads, enc_layers, dec_layers, dim_feedforward, dropout, enc_n_points, dec_n_points: the
+                deformable transformer.
+            with_box_refine: iterative box refinement with one box/class head per layer (all released
+                configs); False shares one head across layers and keeps the initial reference.
+            voc_*: the VOC (``voc_num_queries`` must equal ``num_queries``: video query n is added to frame
+                query n).
+            test_head_layer: decoder layer whose heads give the evaluation predictions (negative: from the end).
+        """
+        super().__init__()
+        if not -dec_layers <= test_head_layer < dec_layers:
+            raise ValueError(f"test_head_layer={test_head_layer} outside the {dec_layers} decoder layers")
+        if voc_enabled and voc_num_queries != num_queries:
+            raise ValueError(
+                f"VOC.NUM_QUERIES ({voc_num_queries}) must equal DECODER.NUM_QUERIES ({num_queries}): "
+                "video queries are added slot-wise to the frame queries"
+            )
+        self.num_queries = num_queries
+        self.with_box_refine = with_box_refine
+        self.test_head_layer = test_head_layer % dec_layers
+        self.transformer = DeformableTransformer(
+            d_model=hidden_dim,
+            nhead=nheads,
+            num_encoder_layers=enc_layers,
+            num_decoder_layers=dec_layers,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            num_feature_levels=num_levels,
+            dec_n_points=dec_n_points,
+            enc_n_points=enc_n_points,
+        )
+        self.query_embed = nn.Embedding(num_queries, hidden_dim)
+
+        class_embed = nn.Linear(hidden_dim, num_classes)
+        nn.init.constant_(class_embed.bias, -math.log((1 - 0.01) / 0.01))  # prior probability 0.01
+        bbox_embed = MLP(hidden_dim, hidden_dim, 4, 3)
+        nn.init.constant_(bbox_embed.layers[-1].weight, 0)
+        nn.init.constant_(bbox_embed.layers[-1].bias, 0)
+        if with_box_refine:
+            self.class_embed = nn.ModuleList([copy.deepcopy(class_embed) for _ in range(dec_layers)])
+            self.bbox_embed = nn.ModuleList([copy.deepcopy(bbox_embed) for _ in range(dec_layers)])
+            nn.init.constant_(self.bbox_embed[0].layers[-1].bias[2:], -2.0)
+        else:
+            nn.init.constant_(bbox_embed.layers[-1].bias[2:], -2.0)
+            self.class_embed = nn.ModuleList([class_embed] * dec_layers)
+            self.bbox_embed = nn.ModuleList([bbox_embed] * dec_layers)
+
+        self.voc = (
+            VOC(
+                hidden_dim=hidden_dim,
+                num_frame_queries=num_queries,
+                num_queries=voc_num_queries,
+                nheads=voc_nheads,
+                enc_layers=voc_enc_layers,
+                dec_layers=voc_dec_layers,
+                dim_feedforward=voc_dim_feedforward,
+                dropout=voc_dropout,
+            )
+            if voc_enabled
+            else None
+        )
+
+    @classmethod
+    def from_config(cls, cfg) -> Dict:
+        s = cfg.MODEL.SOC
+        return {
+            "hidden_dim": s.HIDDEN_DIM,
+            "num_classes": s.NUM_CLASSES,
+            "num_queries": s.DECODER.NUM_QUERIES,
+            "num_levels": s.NUM_FEATURE_LEVELS,
+            "nheads": s.DECODER.NHEADS,
+            "enc_layers": s.DECODER.ENC_LAYERS,
+            "dec_layers": s.DECODER.DEC_LAYERS,
+            "dim_feedforward": s.DECODER.DIM_FEEDFORWARD,
+            "dropout": s.DECODER.DROPOUT,
+            "enc_n_points": s.DECODER.ENC_N_POINTS,
+            "dec_n_points": s.DECODER.DEC_N_POINTS,
+            "with_box_refine": s.DECODER.WITH_BOX_REFINE,
+            "voc_enabled": s.VOC.ENABLED,
+            "voc_num_queries": s.VOC.NUM_QUERIES,
+            "voc_nheads": s.VOC.NHEADS,
+            "voc_enc_layers": s.VOC.ENC_LAYERS,
+            "voc_dec_layers": s.VOC.DEC_LAYERS,
+            "voc_dim_feedforward": s.VOC.DIM_FEEDFORWARD,
+            "voc_dropout": s.VOC.DROPOUT,
+            "test_head_layer": s.TEST.HEAD_LAYER,
+        }
+
+    def forward(
+        self, srcs: List[Tensor], masks: List[Tensor], pos: List[Tensor], sentence: Tensor, num_frames: int
+    ) -> Dict[str, object]:
+        """
+        Legend: B clips, T frames, Q frame queries, N video queries, C width, K classes, L decoder layers,
+        L' returned layers.
+
+        Args:
+            srcs, masks, pos: the neck's levels, ``(B·T, C, h_l, w_l)`` frames batch-major.
+            sentence: (B, C) sentence feature (initial content of the video queries).
+            num_frames: T.
+
+        Returns:
+            see ``SOC_DECODER_REGISTRY``.
+        """
+        B, T, Q = sentence.shape[0], num_frames, self.num_queries
+        box_heads = self.bbox_embed if self.with_box_refine else None
+        hs, memory, init_reference, inter_references = self.transformer(
+            srcs, masks, pos, self.query_embed.weight, box_heads
+        )
+        L, _, _, C = hs.shape
+        hs = hs.view(L, B, T, Q, C)
+        layers = list(range(L)) if self.training else [self.test_head_layer]
+
+        if self.voc is not None:
+            if self.training:
+                video_queries = self.voc(hs, sentence)  # (L, B, N, C)
+            else:
+                video_queries = self.voc(hs[-1:], sentence).expand(len(layers), -1, -1, -1)
+            queries = hs[layers] + video_queries.unsqueeze(2)  # (L', B, T, Q, C)
+        else:
+            queries = hs[layers]
+            video_queries = queries.mean(2)
+
+        pred_cls, pred_boxes = [], []
+        for i, lvl in enumerate(layers):
+            reference = init_reference if lvl == 0 else inter_references[lvl - 1]
+            reference = inverse_sigmoid(reference).view(B, T, Q, -1)
+            pred_cls.append(self.class_embed[lvl](queries[i]))
+            delta = self.bbox_embed[lvl](queries[i])
+            if reference.shape[-1] == 4:
+                box = delta + reference
+            else:
+                box = torch.cat([delta[..., :2] + reference, delta[..., 2:]], dim=-1)
+            pred_boxes.append(box.sigmoid())
+        mask_references = inter_references[layers][..., :2].reshape(len(layers), B, T, Q, 2)
+        return {
+            "layers": layers,
+            "pred_cls": torch.stack(pred_cls),
+            "pred_boxes": torch.stack(pred_boxes),
+            "queries": queries,
+            "mask_references": mask_references,
+            "pred_logit": video_queries,
+            "memory": memory,
+        }

@@ -1,0 +1,211 @@
+"""Mappers: the flip's word swap, MTTR windows, training windows, targets and clip-consistent augmentation,
+on hand-made fixtures."""
+import json
+import os
+import uuid
+
+import numpy as np
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.data import MetadataCatalog
+from detectron2.data import transforms as T
+from PIL import Image
+
+from soc.config import add_soc_config
+from soc.data import (
+    A2DTestMapper,
+    A2DTrainMapper,
+    DataError,
+    RefVOSTestMapper,
+    RefVOSTrainMapper,
+    build_soc_mapper,
+    davis_palette,
+    mttr_window,
+    register_a2d_sentences,
+    register_ref_ytvos,
+    swap_left_right,
+)
+from soc.data.mappers import sample_window
+from soc.data.mappers.clip_utils import masks_to_targets
+
+
+@pytest.mark.parametrize("text, want", [
+    ("the man on the left", "the man on the right"),
+    ("left of the car, right of the dog", "right of the car, left of the dog"),
+    ("Left hand raised; RIGHT foot", "Right hand raised; LEFT foot"),
+    ("the leftmost zebra", "the rightmost zebra"),
+    ("a bright light, upright", "a bright light, upright"),
+    ("no side words", "no side words"),
+])
+def test_swap_left_right(text, want):
+    assert swap_left_right(text) == want
+    assert swap_left_right(swap_left_right(text)) == text
+
+
+def test_mttr_window_formulas():
+    # A2D: w=8, 1-based frame 28 -> 0-based 23..30, annotated frame at position 4
+    w = mttr_window(27, 100, 8)
+    assert w == list(range(23, 31)) and w[4] == 27
+    # JHMDB: c=2 (1-based), w=8 -> [1,1,1,1,2,3,4,5] (1-based)
+    assert [i + 1 for i in mttr_window(1, 40, 8)] == [1, 1, 1, 1, 2, 3, 4, 5]
+    assert mttr_window(4, 6, 8) == [0, 1, 2, 3, 4, 5, 5, 5]
+    assert mttr_window(2, 10, 5) == [0, 1, 2, 3, 4]  # odd window: centre at 5 // 2 = 2
+    with pytest.raises(ValueError):
+        mttr_window(6, 6, 8)
+
+
+def test_sample_window():
+    np.random.seed(0)
+    starts = set()
+    for _ in range(300):
+        w = sample_window(10, 4, anchor=5)
+        assert w == list(range(w[0], w[0] + 4)) and 5 in w
+        starts.add(w[0])
+    assert starts == {2, 3, 4, 5}  # every window containing the anchor occurs
+    assert sample_window(10, 4, anchor=0) == [0, 1, 2, 3]
+    assert sample_window(3, 5, anchor=1) == [0, 1, 2, 2, 2]  # short video: last frame repeated
+
+
+def test_masks_to_targets_hand_computed():
+    m = np.zeros((2, 5, 8), dtype=bool)
+    m[0, 1:3, 2:6] = True  # rows 1..2, cols 2..5 -> inclusive box (2, 1, 5, 2)
+    tfm = T.TransformList([T.ResizeTransform(5, 8, 10, 16), T.HFlipTransform(16)])
+    out = masks_to_targets(m, tfm)
+    assert out["masks"].shape == (2, 10, 16) and out["is_visible"].tolist() == [True, False]
+    # box scaled x2: (4, 2, 10, 4); flipped x -> 16 - x: (6, 2, 12, 4); cxcywh / (16, 10)
+    torch.testing.assert_close(out["boxes"][0], torch.tensor([9 / 16, 3 / 10, 6 / 16, 2 / 10]))
+    assert out["boxes"][1].tolist() == [0, 0, 0, 0]
+    # rows 1..2 -> 2..5; cols 2..5 -> 4..11 -> flipped 16-12..16-5 = 4..11: 4 x 8 pixels
+    assert out["masks"][0].sum() == 32 and out["masks"][0, 2:6, 4:12].all()
+
+
+def _write_video(root, vid, frames, index, obj_frames=None):
+    """A one-video Ref-YouTube-VOS train split; object 1 per the index maps."""
+    names = [f"{5 * i:05d}" for i in range(len(frames))]
+    for n, f, m in zip(names, frames, index):
+        os.makedirs(root / "train" / "JPEGImages" / vid, exist_ok=True)
+        os.makedirs(root / "train" / "Annotations" / vid, exist_ok=True)
+        Image.fromarray(f).save(root / "train" / "JPEGImages" / vid / f"{n}.jpg", quality=95)
+        png = Image.fromarray(m)
+        png.putpalette(davis_palette())
+        png.save(root / "train" / "Annotations" / vid / f"{n}.png")
+    (root / "meta_expressions" / "train").mkdir(parents=True, exist_ok=True)
+    meta = {"videos": {vid: {"expressions": {"0": {"exp": "the thing on the left", "obj_id": "1"}}, "frames": names}}}
+    json.dump(meta, open(root / "meta_expressions" / "train" / "meta_expressions.json", "w"))
+    obj = {"category": "x"}
+    if obj_frames is not None:
+        obj["frames"] = [names[i] for i in obj_frames]
+    json.dump({"videos": {vid: {"objects": {"1": obj}}}}, open(root / "train" / "meta.json", "w"))
+    return names
+
+
+def _cfg(**kw):
+    cfg = get_cfg()
+    add_soc_config(cfg)
+    cfg.INPUT.MIN_SIZE_TRAIN = (16,)
+    cfg.INPUT.MAX_SIZE_TRAIN = 1000
+    cfg.INPUT.MIN_SIZE_TEST = 16
+    cfg.INPUT.MAX_SIZE_TEST = 1000
+    for k, v in kw.items():
+        setattr(cfg.INPUT, k, v)
+    return cfg
+
+
+def _stripes(n, h=16, w=24):
+    """Frames whose content encodes their index (a bright column at x = 2 * i), and a colour ramp."""
+    frames = np.zeros((n, h, w, 3), dtype=np.uint8)
+    frames[..., 0] = np.arange(w, dtype=np.uint8)[None, None] * 10
+    for i in range(n):
+        frames[i, :, 2 * i] = 255
+    return frames
+
+
+def test_train_window_finds_object(tmp_path):
+    """The object is visible in frames 7..8 only; meta.json lists no frames, so random anchors fall back to the
+    frames where the masks show the object: every clip contains it."""
+    frames = _stripes(10)
+    index = np.zeros((10, 16, 24), dtype=np.uint8)
+    index[7:9, 4:8, 4:8] = 1
+    _write_video(tmp_path, "vid0000001", frames, index)
+    from soc.data import load_ref_ytvos
+
+    (record,) = load_ref_ytvos(str(tmp_path), "train")
+    mapper = RefVOSTrainMapper(_cfg(SAMPLING_FRAME_NUM=3, FLIP_PROB=0.0))
+    np.random.seed(0)
+    for _ in range(20):
+        out = mapper(record)
+        assert out["targets"]["is_visible"].any()
+        assert set(out["frame_indices"]) & {7, 8}
+        for t, i in enumerate(out["frame_indices"]):  # each frame is the file of its index (bright column 2i)
+            assert int(out["frames"][t, 1, 0].float().argmax()) == 2 * i
+
+
+def test_train_uses_meta_json_anchor(tmp_path):
+    frames = _stripes(10)
+    index = np.zeros((10, 16, 24), dtype=np.uint8)
+    index[2, 4:8, 4:8] = 1
+    _write_video(tmp_path, "vid0000002", frames, index, obj_frames=[2])
+    from soc.data import load_ref_ytvos
+
+    (record,) = load_ref_ytvos(str(tmp_path), "train")
+    assert record["obj_frames"] == ["00010"]
+    mapper = RefVOSTrainMapper(_cfg(SAMPLING_FRAME_NUM=2, FLIP_PROB=0.0))
+    np.random.seed(3)
+    windows = {tuple(mapper(record)["frame_indices"]) for _ in range(30)}
+    assert windows == {(1, 2), (2, 3)}
+
+
+def test_flip_is_clip_consistent(tmp_path):
+    """With p = 0.5 each clip is flipped as a whole or not at all, and the expression follows."""
+    frames = _stripes(6)
+    index = np.zeros((6, 16, 24), dtype=np.uint8)
+    index[:, 2:6, 1:5] = 1
+    _write_video(tmp_path, "vid0000003", frames, index)
+    from soc.data import load_ref_ytvos
+
+    (record,) = load_ref_ytvos(str(tmp_path), "train")
+    mapper = RefVOSTrainMapper(_cfg(SAMPLING_FRAME_NUM=6, FLIP_PROB=0.5))
+    np.random.seed(7)
+    seen = set()
+    for _ in range(20):
+        out = mapper(record)
+        flipped = [bool(out["targets"]["masks"][t, 3, 20]) for t in range(6)]  # the mask moves to the right side
+        assert len(set(flipped)) == 1
+        red = out["frames"][:, 0, 0].float()  # the ramp decreases left to right when flipped
+        assert all(bool(red[t, 1] > red[t, -2]) == flipped[0] for t in range(6))
+        assert out["expression"] == ("the thing on the right" if flipped[0] else "the thing on the left")
+        seen.add(flipped[0])
+    assert seen == {True, False}
+
+
+def test_test_mapper_keeps_original_size(tmp_path):
+    frames = _stripes(4, h=16, w=24)
+    _write_video(tmp_path, "vid0000004", frames, np.ones((4, 16, 24), dtype=np.uint8))
+    from soc.data import load_ref_ytvos
+
+    (record,) = load_ref_ytvos(str(tmp_path), "train")
+    out = RefVOSTestMapper(_cfg(MIN_SIZE_TEST=32))(record)
+    assert out["frames"].shape == (4, 3, 32, 48) and out["frames"].dtype == torch.uint8
+    assert (out["height"], out["width"]) == (16, 24) and out["frame_names"] == record["frame_names"]
+    assert "targets" not in out and out["obj_ids"] == [1]
+
+
+def test_build_soc_mapper():
+    cfg = _cfg()
+    a, b = f"m_{uuid.uuid4().hex[:6]}", f"m_{uuid.uuid4().hex[:6]}"
+    register_a2d_sentences(a, "/nonexistent", "train")
+    register_ref_ytvos(b, "/nonexistent", "train")
+    assert isinstance(build_soc_mapper(cfg, a, True), A2DTrainMapper)
+    assert isinstance(build_soc_mapper(cfg, a, False), A2DTestMapper)
+    assert build_soc_mapper(cfg, a, False).window_size == cfg.INPUT.TEST_WINDOW
+    assert isinstance(build_soc_mapper(cfg, b, True), RefVOSTrainMapper)
+    assert isinstance(build_soc_mapper(cfg, b, False), RefVOSTestMapper)
+    assert MetadataCatalog.get(a).evaluator_type == "a2d_sentences"
+
+
+def test_train_mapper_needs_ground_truth():
+    record = {"video_id": "v", "exp_id": "0", "expression": "x", "file_names": ["a.jpg"], "frame_names": ["a"],
+              "obj_ids": [], "annotations": None}
+    with pytest.raises(DataError, match="no ground truth"):
+        RefVOSTrainMapper(_cfg())(record)
