@@ -18,7 +18,7 @@ from detectron2.utils import comm
 import soc  # noqa: F401  (registers the model, datasets and evaluators)
 from soc import add_soc_config
 from soc.checkpoint import SOCCheckpointer
-from soc.data import build_mapper
+from soc.data import build_soc_mapper
 from soc.engine import build_soc_optimizer
 from soc.engine.train_loader import build_clip_train_loader, step_seed
 from soc.evaluation import build_evaluator
@@ -46,7 +46,7 @@ class Trainer(DefaultTrainer):
         names = cfg.DATASETS.TRAIN
         return build_clip_train_loader(
             [DatasetCatalog.get(name) for name in names],
-            [build_mapper(cfg, name, is_train=True) for name in names],
+            [build_soc_mapper(cfg, name, is_train=True) for name in names],
             total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
             seed=cfg.SEED if cfg.SEED >= 0 else 0,
             start_iter=start_iter,
@@ -57,7 +57,7 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
         return build_detection_test_loader(
-            cfg, dataset_name, mapper=build_mapper(cfg, dataset_name, is_train=False)
+            cfg, dataset_name, mapper=build_soc_mapper(cfg, dataset_name, is_train=False)
         )
 
     @classmethod

@@ -16,6 +16,7 @@ runs after one warm-up run.
 
     python benchmarks/ms_deform_attn.py --threads 2 --repeat 3
 """
+
 import argparse
 import json
 import math
@@ -64,11 +65,15 @@ def _make_inputs(shape: str, frames: int, queries: int):
     pixel = torch.stack([1.0 / shapes[:, 1], 1.0 / shapes[:, 0]], -1).view(1, 1, 1, L, 1, 2)
     loc = torch.randn(frames, Lq, HEADS, L, POINTS, 2, generator=g).mul_(2.0 * pixel)
     loc.add_(ref.reshape(frames, Lq, 1, 1, 1, 2))
-    weights = torch.randn(frames, Lq, HEADS, L * POINTS, generator=g).softmax(-1).view(frames, Lq, HEADS, L, POINTS)
+    weights = (
+        torch.randn(frames, Lq, HEADS, L * POINTS, generator=g).softmax(-1).view(frames, Lq, HEADS, L, POINTS)
+    )
     return value, shapes, starts, loc, weights
 
 
-def _worker(shape: str, backend: str, mode: str, frames: int, queries: int, threads: int, repeat: int) -> dict:
+def _worker(
+    shape: str, backend: str, mode: str, frames: int, queries: int, threads: int, repeat: int
+) -> dict:
     import torch
 
     from soc.layers import ms_deform_attn
@@ -118,9 +123,13 @@ def _run_config(args, shape: str, backend: str, mode: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads (torch and OpenMP)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per configuration (median reported)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timed runs per configuration (median reported)"
+    )
     parser.add_argument("--frames", type=int, default=8, help="frames per clip (the batch N)")
     parser.add_argument("--queries", type=int, default=20, help="decoder queries per frame")
     parser.add_argument("--shapes", nargs="+", default=["encoder", "decoder"], choices=["encoder", "decoder"])
@@ -138,7 +147,8 @@ def main() -> None:
 
     print(
         f"torch {torch.__version__}, {args.threads} thread(s), CPU kernel loops: {_C.cpu_isa()}, "
-        f"levels {_level_shapes()}, N={args.frames}, M={HEADS}, D={HEAD_DIM}, P={POINTS}, repeat={args.repeat}"
+        f"levels {_level_shapes()}, N={args.frames}, M={HEADS}, D={HEAD_DIM}, P={POINTS}, "
+        f"repeat={args.repeat}"
     )
     header = f"{'shape':8} {'Lq':>5} {'mode':17} {'kernel ms':>10} {'reference ms':>13} {'speed-up':>9} "
     header += f"{'kernel peak MB':>15} {'reference peak MB':>18}"

@@ -40,5 +40,5 @@ TORCH_LIBRARY_IMPL(soc, CUDA, m) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("with_cuda", &soc::with_cuda, "Whether soc._C was built with the CUDA kernels.");
-  m.def("cpu_isa", &soc::ms_deform_attn_cpu_isa, "Instruction set of the CPU kernel's loops: avx2 or default.");
+  m.def("cpu_isa", &soc::ms_deform_attn_cpu_isa, "Instruction set of the CPU kernel's loops: avx2/default.");
 }

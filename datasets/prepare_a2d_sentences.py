@@ -8,6 +8,7 @@ Writes ``<root>/a2d_sentences_single_frame_{train,test}_annotations.json``: rows
 which the instance appears), in the order of ``a2d_annotation.txt`` (the "1 (copy)" row is skipped).
 The files ReferFormer distributes have the same content; either works.
 """
+
 import argparse
 import json
 import os

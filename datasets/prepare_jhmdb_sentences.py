@@ -7,6 +7,7 @@ makes a reproducible draw instead (``random.Random(seed)``, videos in ``jhmdb_an
 
     python datasets/prepare_jhmdb_sentences.py --root $SOC_DATASETS/jhmdb_sentences [--seed 0]
 """
+
 import argparse
 import json
 import os
@@ -28,9 +29,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     samples = jhmdb_samples(args.root, seed=args.seed)
     root = os.path.abspath(args.root)
-    rows = [[v, "./jhmdb_sentences/" + os.path.relpath(os.path.abspath(fp), root).replace(os.sep, "/"),
-             "./jhmdb_sentences/" + os.path.relpath(os.path.abspath(mp), root).replace(os.sep, "/"), n, q]
-            for v, fp, mp, n, q in samples]
+    rows = [
+        [
+            v,
+            "./jhmdb_sentences/" + os.path.relpath(os.path.abspath(fp), root).replace(os.sep, "/"),
+            "./jhmdb_sentences/" + os.path.relpath(os.path.abspath(mp), root).replace(os.sep, "/"),
+            n,
+            q,
+        ]
+        for v, fp, mp, n, q in samples
+    ]
     with open(path, "w") as f:
         json.dump(rows, f)
     print(f"{len(rows)} samples -> {path}")

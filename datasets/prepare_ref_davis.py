@@ -7,11 +7,14 @@ intact, and it warns when the four annotator files disagree on a sequence's obje
 
     python datasets/prepare_ref_davis.py --root $SOC_DATASETS/ref-davis [--copy]
 
-Reads ``<root>/DAVIS/{JPEGImages,Annotations_unsupervised}/480p``, ``<root>/DAVIS/ImageSets/2017/{train,val}.txt``,
-``<root>/DAVIS/davis_semantics.json`` and ``<root>/davis_text_annotations/Davis17_annot{1,2}[_full_video].txt``;
+Reads ``<root>/DAVIS/{JPEGImages,Annotations_unsupervised}/480p``,
+``<root>/DAVIS/ImageSets/2017/{train,val}.txt``,
+``<root>/DAVIS/davis_semantics.json`` and
+``<root>/davis_text_annotations/Davis17_annot{1,2}[_full_video].txt``;
 writes ``<root>/{train,valid}/{JPEGImages,Annotations,meta.json}`` and
 ``<root>/meta_expressions/{train,valid}/meta_expressions.json``.
 """
+
 import argparse
 import json
 import os
@@ -39,17 +42,26 @@ def convert(root: str, out: Optional[str] = None, copy: bool = False) -> None:
     for split in ("train", "valid"):
         meta_videos, objects = build_ref_davis_meta(root, split)
         for seq in meta_videos:
-            _place(os.path.join(davis, "JPEGImages", "480p", seq), os.path.join(out, split, "JPEGImages", seq), copy)
-            _place(os.path.join(davis, "Annotations_unsupervised", "480p", seq),
-                   os.path.join(out, split, "Annotations", seq), copy)
+            _place(
+                os.path.join(davis, "JPEGImages", "480p", seq),
+                os.path.join(out, split, "JPEGImages", seq),
+                copy,
+            )
+            _place(
+                os.path.join(davis, "Annotations_unsupervised", "480p", seq),
+                os.path.join(out, split, "Annotations", seq),
+                copy,
+            )
         os.makedirs(os.path.join(out, "meta_expressions", split), exist_ok=True)
         with open(os.path.join(out, "meta_expressions", split, "meta_expressions.json"), "w") as f:
             json.dump({"videos": meta_videos}, f)
         os.makedirs(os.path.join(out, split), exist_ok=True)
         with open(os.path.join(out, split, "meta.json"), "w") as f:
             json.dump({"videos": objects}, f)
-        print(f"{split}: {len(meta_videos)} sequences, "
-              f"{sum(len(v['expressions']) for v in meta_videos.values())} expressions")
+        print(
+            f"{split}: {len(meta_videos)} sequences, "
+            f"{sum(len(v['expressions']) for v in meta_videos.values())} expressions"
+        )
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 
 if [ -z "${CUDA_HOME:-}" ]; then
-  command -v nvcc >/dev/null 2>&1 || { echo "[check_cuda_build] no nvcc on PATH and no CUDA_HOME" >&2; exit 1; }
+  if ! command -v nvcc >/dev/null 2>&1; then
+    echo "[check_cuda_build] no nvcc on PATH and no CUDA_HOME" >&2
+    exit 1
+  fi
   real_nvcc=$(grep -oE '/[^ "]*/bin/nvcc' "$(command -v nvcc)" 2>/dev/null | head -n1 || true)
   [ -n "$real_nvcc" ] || real_nvcc=$(readlink -f "$(command -v nvcc)")
   CUDA_HOME=$(dirname "$(dirname "$real_nvcc")")
@@ -26,15 +29,19 @@ SO=$(ls "$TMP"/lib/soc/_C*.so)
 # cuobjdump lists the embedded device code; minimal toolkits lack it, triton's wheel ships one.
 CUOBJDUMP=$(command -v "$CUDA_HOME/bin/cuobjdump" cuobjdump 2>/dev/null | head -n1 || true)
 if [ -z "$CUOBJDUMP" ]; then
-  CUOBJDUMP=$("$PY" -c 'import os, triton; print(os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump"))' 2>/dev/null || true)
+  CUOBJDUMP=$("$PY" -c 'import os, triton; print(os.path.dirname(triton.__file__))' 2>/dev/null || true)
+  CUOBJDUMP=${CUOBJDUMP:+$CUOBJDUMP/backends/nvidia/bin/cuobjdump}
   [ -x "$CUOBJDUMP" ] || CUOBJDUMP=
 fi
 if [ -n "$CUOBJDUMP" ]; then
+  cubins=$("$CUOBJDUMP" --list-elf "$SO")
   echo "[check_cuda_build] device code in $(basename "$SO"):"
-  "$CUOBJDUMP" --list-elf "$SO" | sed 's/^/  /'
+  echo "$cubins" | sed 's/^/  /'
   for arch in $(echo "${TORCH_CUDA_ARCH_LIST:-8.0;9.0}" | tr ';' ' ' | sed 's/+PTX//g' | tr -d '.'); do
-    "$CUOBJDUMP" --list-elf "$SO" | grep -q "sm_${arch}" \
-      || { echo "[check_cuda_build] no sm_${arch} code in $SO" >&2; exit 1; }
+    if ! grep -q "sm_${arch}\." <<<"$cubins"; then
+      echo "[check_cuda_build] no sm_${arch} code in $SO" >&2
+      exit 1
+    fi
   done
 else
   echo "[check_cuda_build] no cuobjdump found: not listing the device code"

@@ -1,4 +1,5 @@
 """Round trip: SynthRVOS generator truth == registered loaders + real mappers, for all four formats."""
+
 import uuid
 
 import numpy as np
@@ -70,8 +71,9 @@ def _box(mask, flip=False):
 def ytvos(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("ytvos"))
     train = generate(root, "ytvos", 4, seed=11, frames=(5, 9), size=(48, 80), split="train", progress=False)
-    valid = generate(root, "ytvos", 3, seed=12, frames=(4, 6), size=(48, 80), split="valid", test_videos=2,
-                     progress=False)
+    valid = generate(
+        root, "ytvos", 3, seed=12, frames=(4, 6), size=(48, 80), split="valid", test_videos=2, progress=False
+    )
     return root, train, valid
 
 
@@ -149,7 +151,9 @@ def test_davis_roundtrip(tmp_path):
     truth = generate(str(tmp_path), "davis", 3, seed=5, frames=(4, 6), size=(48, 80), progress=False)
     name = _register(register_ref_davis17, str(tmp_path), "valid", None)
     records = DatasetCatalog.get(name)
-    n_objects = sum(len(set(e["obj_id"] for e in tv["expressions"].values())) for tv in truth["videos"].values())
+    n_objects = sum(
+        len(set(e["obj_id"] for e in tv["expressions"].values())) for tv in truth["videos"].values()
+    )
     assert len(records) == 4 * n_objects
     assert MetadataCatalog.get(name).evaluator_type == "ref_davis"
     mapper = RefVOSTestMapper(_cfg(48, 80))
@@ -179,14 +183,17 @@ def _a2d_expected(truth, subset):
 
 
 def test_a2d_roundtrip(tmp_path):
-    truth = generate(str(tmp_path), "a2d", 6, seed=3, frames=(8, 12), size=(64, 96), test_fraction=0.5,
-                     progress=False)
+    truth = generate(
+        str(tmp_path), "a2d", 6, seed=3, frames=(8, 12), size=(64, 96), test_fraction=0.5, progress=False
+    )
     cfg = _cfg(64, 96, window=8)
     for subset in ("train", "test"):
         name = _register(register_a2d_sentences, str(tmp_path), subset)
         records = DatasetCatalog.get(name)
         assert records, subset
-        assert {(r["video_id"], r["frame_idx"], r["instance_id"]) for r in records} == _a2d_expected(truth, subset)
+        assert {(r["video_id"], r["frame_idx"], r["instance_id"]) for r in records} == _a2d_expected(
+            truth, subset
+        )
         mapper = A2DTrainMapper(cfg) if subset == "train" else A2DTestMapper(cfg)
         for r in records:
             tv = truth["videos"][r["video_id"]]
@@ -206,7 +213,8 @@ def test_a2d_roundtrip(tmp_path):
             else:
                 assert "targets" not in out
         assert MetadataCatalog.get(name).temporal_subset == {
-            k for k in truth["temporal"] if truth["videos"][k.split("/")[0]]["split"] == subset}
+            k for k in truth["temporal"] if truth["videos"][k.split("/")[0]]["split"] == subset
+        }
 
 
 def test_jhmdb_roundtrip(tmp_path):
@@ -215,7 +223,8 @@ def test_jhmdb_roundtrip(tmp_path):
     records = DatasetCatalog.get(name)
     assert MetadataCatalog.get(name).evaluator_type == "jhmdb_sentences"
     assert sorted((r["video_id"], r["annotated_frame"]) for r in records) == sorted(
-        (v, f) for v, tv in truth["videos"].items() for f in tv["annotated_frames"])
+        (v, f) for v, tv in truth["videos"].items() for f in tv["annotated_frames"]
+    )
     mapper = A2DTestMapper(_cfg(48, 64, window=8))
     for r in records:
         tv = truth["videos"][r["video_id"]]

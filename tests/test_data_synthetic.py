@@ -1,4 +1,6 @@
-"""SynthRVOS generator: content, file formats read with the references' readers, determinism, overwrite policy."""
+"""SynthRVOS generator: content, file formats read with the references' readers, determinism, overwrite
+policy."""
+
 import csv
 import json
 import os
@@ -45,8 +47,11 @@ def test_ytvos_content(ytvos12):
     starts_later = 0
     for vid, tv in videos.items():
         names = tv["frame_names"]
-        assert meta[vid]["frames"] == names == sorted(os.path.splitext(n)[0]
-                                                         for n in os.listdir(root / "train" / "JPEGImages" / vid))
+        assert (
+            meta[vid]["frames"]
+            == names
+            == sorted(os.path.splitext(n)[0] for n in os.listdir(root / "train" / "JPEGImages" / vid))
+        )
         steps = np.diff([int(n) for n in names])
         assert set(steps) <= {5, 10} and (steps == 5).sum() >= len(steps) - 1
         starts_later += names[0] != "00000"
@@ -68,14 +73,17 @@ def test_ytvos_content(ytvos12):
         for oid, m in tv["masks"].items():
             assert m.any(axis=(1, 2)).sum() >= 2
             assert objects_meta[vid]["objects"][str(oid)]["frames"] == [
-                n for n, v in zip(names, m.any(axis=(1, 2))) if v]
+                n for n, v in zip(names, m.any(axis=(1, 2))) if v
+            ]
     assert starts_later >= 1
     assert any(not m[t].any() for tv in videos.values() for m in tv["masks"].values() for t in range(len(m)))
 
 
 def test_ytvos_temporal_subset(ytvos12):
     root, truth = ytvos12
-    stored = set(json.load(open(root / "meta_expressions" / "train" / "temporal_expressions.json"))["temporal"])
+    stored = set(
+        json.load(open(root / "meta_expressions" / "train" / "temporal_expressions.json"))["temporal"]
+    )
     assert stored == truth["temporal"]
     temporal_videos = {k.split("/")[0] for k in stored}
     assert len(temporal_videos) == round(0.3 * 12)
@@ -89,7 +97,9 @@ def test_ytvos_temporal_subset(ytvos12):
                 if e["temporal"]:
                     assert e["family"] in ("motion", "combination")
         else:
-            assert len(set(looks)) == len(looks) and not any(e["temporal"] for e in tv["expressions"].values())
+            assert len(set(looks)) == len(looks) and not any(
+                e["temporal"] for e in tv["expressions"].values()
+            )
 
 
 def test_ytvos_valid_layout(tmp_path):
@@ -120,12 +130,20 @@ def test_davis_layout(tmp_path):
                 ext = ".jpg" if raw == "JPEGImages" else ".png"
                 a = (tmp_path / "DAVIS" / raw / "480p" / vid / (name + ext)).read_bytes()
                 assert a == (tmp_path / "valid" / conv / vid / (name + ext)).read_bytes()
-    files = ["Davis17_annot1.txt", "Davis17_annot1_full_video.txt", "Davis17_annot2.txt",
-             "Davis17_annot2_full_video.txt"]
+    files = [
+        "Davis17_annot1.txt",
+        "Davis17_annot1_full_video.txt",
+        "Davis17_annot2.txt",
+        "Davis17_annot2_full_video.txt",
+    ]
     for a, name in enumerate(files):
         lines = open(tmp_path / "davis_text_annotations" / name, encoding="latin-1").read().splitlines()
-        want = [f'{vid} {e["obj_id"]} "{e["exp"]}"' for vid, tv in truth["videos"].items()
-                for k, e in tv["expressions"].items() if int(k) % 4 == a]
+        want = [
+            f'{vid} {e["obj_id"]} "{e["exp"]}"'
+            for vid, tv in truth["videos"].items()
+            for k, e in tv["expressions"].items()
+            if int(k) % 4 == a
+        ]
         assert lines == want
 
 
@@ -148,7 +166,9 @@ def test_a2d_files(tmp_path):
         h5s = sorted(os.listdir(tmp_path / "text_annotations" / "a2d_annotation_with_instances" / vid))
         assert h5s == [f"{f + 1:05d}.h5" for f in tv["annotated_frames"]] and len(h5s) == 3
         for name, f in zip(h5s, tv["annotated_frames"]):
-            with h5py.File(tmp_path / "text_annotations" / "a2d_annotation_with_instances" / vid / name, "r") as h:
+            with h5py.File(
+                tmp_path / "text_annotations" / "a2d_annotation_with_instances" / vid / name, "r"
+            ) as h:
                 inst = list(h["instance"][()])
                 mask, box, ids = h["reMask"][()], h["reBBox"][()], h["id"][()]
             visible = [k for k, m in tv["masks"].items() if m[f].any()]
@@ -172,13 +192,21 @@ def test_jhmdb_files(tmp_path):
         fdir = tmp_path / "Rename_Images" / tv["action"] / vid
         assert sorted(os.listdir(fdir)) == [f"{i:05d}.png" for i in range(1, len(tv["frame_names"]) + 1)]
         assert np.array_equal(np.asarray(Image.open(fdir / "00001.png")), tv["frames"][0])
-        part = scipy.io.loadmat(tmp_path / "puppet_mask" / tv["action"] / vid / "puppet_mask.mat")["part_mask"]
+        part = scipy.io.loadmat(tmp_path / "puppet_mask" / tv["action"] / vid / "puppet_mask.mat")[
+            "part_mask"
+        ]
         assert part.dtype == np.uint8 and part.shape == (48, 64, tv["mask_frames"])
-        assert np.array_equal(part.transpose(2, 0, 1).astype(bool), tv["masks"][tv["actor"]][: tv["mask_frames"]])
+        assert np.array_equal(
+            part.transpose(2, 0, 1).astype(bool), tv["masks"][tv["actor"]][: tv["mask_frames"]]
+        )
         rows = [s for s in samples if s[0] == vid]
         assert [int(os.path.basename(s[1])[:5]) - 1 for s in rows] == tv["annotated_frames"]
-        assert all(s[1].startswith(f"./jhmdb_sentences/Rename_Images/{tv['action']}/{vid}/") and
-                   s[3] == tv["mask_frames"] and s[4] == tv["expressions"]["0"]["exp"] for s in rows)
+        assert all(
+            s[1].startswith(f"./jhmdb_sentences/Rename_Images/{tv['action']}/{vid}/")
+            and s[3] == tv["mask_frames"]
+            and s[4] == tv["expressions"]["0"]["exp"]
+            for s in rows
+        )
     assert any(tv["mask_frames"] < len(tv["frame_names"]) for tv in truth["videos"].values())
 
 
@@ -191,8 +219,11 @@ def test_deterministic_bytes(tmp_path, fmt):
     assert files == tree_files(str(tmp_path / "b"))
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
-    assert any(not (tmp_path / "c" / f).exists() or (tmp_path / "a" / f).read_bytes() != (tmp_path / "c" / f).read_bytes()
-               for f in files)
+    assert any(
+        not (tmp_path / "c" / f).exists()
+        or (tmp_path / "a" / f).read_bytes() != (tmp_path / "c" / f).read_bytes()
+        for f in files
+    )
 
 
 def test_overwrite_policy(tmp_path):

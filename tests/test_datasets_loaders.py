@@ -1,6 +1,7 @@
 """Dataset loaders and registration: lazy builtin registration, Ref-YouTube-VOS valid-minus-test, Ref-DAVIS17
 raw vs converted layout (and the prepare script), A2D caches and quirks, JHMDB sample lists, RefCOCO files,
 palette reading."""
+
 import json
 import logging
 import os
@@ -42,12 +43,21 @@ def test_builtin_names_and_metadata():
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
     names = {
-        "ref_ytvos_train": "ref_ytvos", "ref_ytvos_valid": "ref_ytvos", "ref_davis17_val": "ref_davis",
-        "a2d_sentences_train": "a2d_sentences", "a2d_sentences_test": "a2d_sentences",
-        "jhmdb_sentences_test": "jhmdb_sentences", "refcoco_train": "refcoco", "refcocop_val": "refcoco",
-        "refcocog_train": "refcoco", "synthrvos_ytvos_train": "ref_ytvos", "synthrvos_ytvos_valid": "ref_ytvos",
-        "synthrvos_davis_val": "ref_davis", "synthrvos_a2d_train": "a2d_sentences",
-        "synthrvos_a2d_test": "a2d_sentences", "synthrvos_jhmdb_test": "jhmdb_sentences",
+        "ref_ytvos_train": "ref_ytvos",
+        "ref_ytvos_valid": "ref_ytvos",
+        "ref_davis17_val": "ref_davis",
+        "a2d_sentences_train": "a2d_sentences",
+        "a2d_sentences_test": "a2d_sentences",
+        "jhmdb_sentences_test": "jhmdb_sentences",
+        "refcoco_train": "refcoco",
+        "refcocop_val": "refcoco",
+        "refcocog_train": "refcoco",
+        "synthrvos_ytvos_train": "ref_ytvos",
+        "synthrvos_ytvos_valid": "ref_ytvos",
+        "synthrvos_davis_val": "ref_davis",
+        "synthrvos_a2d_train": "a2d_sentences",
+        "synthrvos_a2d_test": "a2d_sentences",
+        "synthrvos_jhmdb_test": "jhmdb_sentences",
         **{f"ref_davis17_val_anno{a}": "ref_davis" for a in range(4)},
     }
     root = os.path.expanduser(os.getenv("SOC_DATASETS", "datasets"))
@@ -86,12 +96,21 @@ def _meta(path, videos):
 
 def test_ref_ytvos_valid_minus_test(tmp_path, caplog):
     exps = {"0": {"exp": "a dog"}, "1": {"exp": "a cat"}}
-    _meta(tmp_path / "meta_expressions/valid/meta_expressions.json",
-          {v: {"expressions": exps, "frames": ["00000", "00005"]} for v in ("aaa", "bbb", "ccc", "ddd")})
-    _meta(tmp_path / "meta_expressions/test/meta_expressions.json",
-          {v: {"expressions": exps, "frames": ["00000"]} for v in ("bbb", "ddd")})
+    _meta(
+        tmp_path / "meta_expressions/valid/meta_expressions.json",
+        {v: {"expressions": exps, "frames": ["00000", "00005"]} for v in ("aaa", "bbb", "ccc", "ddd")},
+    )
+    _meta(
+        tmp_path / "meta_expressions/test/meta_expressions.json",
+        {v: {"expressions": exps, "frames": ["00000"]} for v in ("bbb", "ddd")},
+    )
     records = load_ref_ytvos(str(tmp_path), "valid")
-    assert [(r["video_id"], r["exp_id"]) for r in records] == [("aaa", "0"), ("aaa", "1"), ("ccc", "0"), ("ccc", "1")]
+    assert [(r["video_id"], r["exp_id"]) for r in records] == [
+        ("aaa", "0"),
+        ("aaa", "1"),
+        ("ccc", "0"),
+        ("ccc", "1"),
+    ]
     r = records[0]
     assert r["obj_ids"] == [] and r["annotations"] is None and r["frame_names"] == ["00000", "00005"]
     assert r["file_names"][1] == str(tmp_path / "valid/JPEGImages/aaa/00005.jpg")
@@ -123,7 +142,14 @@ def davis(tmp_path_factory):
 
 
 def _key(r):
-    return (r["video_id"], r["exp_id"], r["expression"], tuple(r["obj_ids"]), tuple(r["frame_names"]), r["annotator"])
+    return (
+        r["video_id"],
+        r["exp_id"],
+        r["expression"],
+        tuple(r["obj_ids"]),
+        tuple(r["frame_names"]),
+        r["annotator"],
+    )
 
 
 def test_ref_davis_raw_layout_and_prepare(davis, tmp_path):
@@ -134,11 +160,14 @@ def test_ref_davis_raw_layout_and_prepare(davis, tmp_path):
         shutil.copytree(root / sub, raw / sub)
     from_raw = load_ref_davis17(str(raw))  # no converted layout: reads the downloads directly
     assert [_key(r) for r in from_raw] == [_key(r) for r in converted]
-    assert from_raw[0]["file_names"][0] == str(raw / "DAVIS/JPEGImages/480p" / from_raw[0]["video_id"] / "00000.jpg")
+    assert from_raw[0]["file_names"][0] == str(
+        raw / "DAVIS/JPEGImages/480p" / from_raw[0]["video_id"] / "00000.jpg"
+    )
     assert np.array_equal(read_masks(from_raw[0]), read_masks(converted[0]))
     assert _script("prepare_ref_davis.py")(["--root", str(raw)]) == 0
-    assert (json.load(open(raw / "meta_expressions/valid/meta_expressions.json"))
-            == json.load(open(root / "meta_expressions/valid/meta_expressions.json")))
+    assert json.load(open(raw / "meta_expressions/valid/meta_expressions.json")) == json.load(
+        open(root / "meta_expressions/valid/meta_expressions.json")
+    )
     assert os.path.islink(raw / "valid/JPEGImages" / from_raw[0]["video_id"])
     prepared = load_ref_davis17(str(raw))
     assert [_key(r) for r in prepared] == [_key(r) for r in converted]
@@ -147,10 +176,15 @@ def test_ref_davis_raw_layout_and_prepare(davis, tmp_path):
 
 def test_khoreva_parsing(tmp_path, caplog):
     p = tmp_path / "annot2.txt"
-    p.write_bytes('clasic-car 2 "the caf\u00e9 car"\ndog-scale 1 "a  dog"\n\nclasic-car 1 "first"\n'.encode("latin-1"))
+    p.write_bytes(
+        'clasic-car 2 "the caf\u00e9 car"\ndog-scale 1 "a  dog"\n\nclasic-car 1 "first"\n'.encode("latin-1")
+    )
     parsed = read_khoreva_file(str(p), "latin-1")
-    assert parsed == {"classic-car": [("1", "first"), ("2", "the caf\u00e9 car")], "dogs-scale": [("1", "a dog")]}
-    p.write_text('seq 1\n')
+    assert parsed == {
+        "classic-car": [("1", "first"), ("2", "the caf\u00e9 car")],
+        "dogs-scale": [("1", "a dog")],
+    }
+    p.write_text("seq 1\n")
     with pytest.raises(DataError, match="annot2.txt:1"):
         read_khoreva_file(str(p), "latin-1")
 
@@ -172,7 +206,9 @@ def test_ref_davis_annotator_mismatch_warns(davis, tmp_path, caplog):
 @pytest.fixture(scope="module")
 def a2d(tmp_path_factory):
     root = tmp_path_factory.mktemp("a2d")
-    return root, generate(str(root), "a2d", 4, 2, frames=(6, 9), size=(32, 48), test_fraction=0.5, progress=False)
+    return root, generate(
+        str(root), "a2d", 4, 2, frames=(6, 9), size=(32, 48), test_fraction=0.5, progress=False
+    )
 
 
 def test_a2d_cache_equals_scan(a2d, tmp_path):
@@ -250,16 +286,44 @@ def _refcoco_fixture(root, name):
     Image.fromarray(img).save(root / "train2014" / "COCO_train2014_000000000009.jpg", quality=95)
     data = {
         "images": [
-            {"id": 1, "file_name": "COCO_train2014_000000000009.jpg", "height": 20, "width": 30,
-             "caption": "the grey box on the left", "original_id": 9, "dataset_name": "refcoco"},
-            {"id": 2, "file_name": "COCO_train2014_000000000009.jpg", "height": 20, "width": 30,
-             "caption": "crowd only", "original_id": 9, "dataset_name": "refcoco"},
+            {
+                "id": 1,
+                "file_name": "COCO_train2014_000000000009.jpg",
+                "height": 20,
+                "width": 30,
+                "caption": "the grey box on the left",
+                "original_id": 9,
+                "dataset_name": "refcoco",
+            },
+            {
+                "id": 2,
+                "file_name": "COCO_train2014_000000000009.jpg",
+                "height": 20,
+                "width": 30,
+                "caption": "crowd only",
+                "original_id": 9,
+                "dataset_name": "refcoco",
+            },
         ],
         "annotations": [
-            {"id": 1, "image_id": 1, "bbox": [10, 5, 10, 5], "area": 50, "iscrowd": 0, "category_id": 1,
-             "segmentation": [[10, 5, 20, 5, 20, 10, 10, 10]]},
-            {"id": 2, "image_id": 2, "bbox": [0, 0, 1, 1], "area": 1, "iscrowd": 1, "category_id": 1,
-             "segmentation": [[0, 0, 1, 0, 1, 1]]},
+            {
+                "id": 1,
+                "image_id": 1,
+                "bbox": [10, 5, 10, 5],
+                "area": 50,
+                "iscrowd": 0,
+                "category_id": 1,
+                "segmentation": [[10, 5, 20, 5, 20, 10, 10, 10]],
+            },
+            {
+                "id": 2,
+                "image_id": 2,
+                "bbox": [0, 0, 1, 1],
+                "area": 1,
+                "iscrowd": 1,
+                "category_id": 1,
+                "segmentation": [[0, 0, 1, 0, 1, 1]],
+            },
         ],
         "categories": [{"id": 1, "name": "thing"}],
     }
@@ -267,7 +331,9 @@ def _refcoco_fixture(root, name):
     json.dump(data, open(root / name, "w"))
 
 
-@pytest.mark.parametrize("name", ["refcoco/instances_refcoco_train.json", "mdetr_annotations/final_refcoco_train.json"])
+@pytest.mark.parametrize(
+    "name", ["refcoco/instances_refcoco_train.json", "mdetr_annotations/final_refcoco_train.json"]
+)
 def test_refcoco_one_frame_clips(tmp_path, name, caplog):
     _refcoco_fixture(tmp_path, name)
     with caplog.at_level(logging.WARNING):

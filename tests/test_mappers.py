@@ -1,5 +1,6 @@
 """Mappers: the flip's word swap, MTTR windows, training windows, targets and clip-consistent augmentation,
 on hand-made fixtures."""
+
 import json
 import os
 import uuid
@@ -30,14 +31,17 @@ from soc.data.mappers import sample_window
 from soc.data.mappers.clip_utils import masks_to_targets
 
 
-@pytest.mark.parametrize("text, want", [
-    ("the man on the left", "the man on the right"),
-    ("left of the car, right of the dog", "right of the car, left of the dog"),
-    ("Left hand raised; RIGHT foot", "Right hand raised; LEFT foot"),
-    ("the leftmost zebra", "the rightmost zebra"),
-    ("a bright light, upright", "a bright light, upright"),
-    ("no side words", "no side words"),
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("the man on the left", "the man on the right"),
+        ("left of the car, right of the dog", "right of the car, left of the dog"),
+        ("Left hand raised; RIGHT foot", "Right hand raised; LEFT foot"),
+        ("the leftmost zebra", "the rightmost zebra"),
+        ("a bright light, upright", "a bright light, upright"),
+        ("no side words", "no side words"),
+    ],
+)
 def test_swap_left_right(text, want):
     assert swap_left_right(text) == want
     assert swap_left_right(swap_left_right(text)) == text
@@ -91,7 +95,11 @@ def _write_video(root, vid, frames, index, obj_frames=None):
         png.putpalette(davis_palette())
         png.save(root / "train" / "Annotations" / vid / f"{n}.png")
     (root / "meta_expressions" / "train").mkdir(parents=True, exist_ok=True)
-    meta = {"videos": {vid: {"expressions": {"0": {"exp": "the thing on the left", "obj_id": "1"}}, "frames": names}}}
+    meta = {
+        "videos": {
+            vid: {"expressions": {"0": {"exp": "the thing on the left", "obj_id": "1"}}, "frames": names}
+        }
+    }
     json.dump(meta, open(root / "meta_expressions" / "train" / "meta_expressions.json", "w"))
     obj = {"category": "x"}
     if obj_frames is not None:
@@ -122,7 +130,8 @@ def _stripes(n, h=16, w=24):
 
 
 def test_train_window_finds_object(tmp_path):
-    """The object is visible in frames 7..8 only; meta.json lists no frames, so random anchors fall back to the
+    """The object is visible in frames 7..8 only; meta.json lists no frames, so random anchors fall back to
+    the
     frames where the masks show the object: every clip contains it."""
     frames = _stripes(10)
     index = np.zeros((10, 16, 24), dtype=np.uint8)
@@ -170,7 +179,9 @@ def test_flip_is_clip_consistent(tmp_path):
     seen = set()
     for _ in range(20):
         out = mapper(record)
-        flipped = [bool(out["targets"]["masks"][t, 3, 20]) for t in range(6)]  # the mask moves to the right side
+        flipped = [
+            bool(out["targets"]["masks"][t, 3, 20]) for t in range(6)
+        ]  # the mask moves to the right side
         assert len(set(flipped)) == 1
         red = out["frames"][:, 0, 0].float()  # the ramp decreases left to right when flipped
         assert all(bool(red[t, 1] > red[t, -2]) == flipped[0] for t in range(6))
@@ -205,7 +216,14 @@ def test_build_soc_mapper():
 
 
 def test_train_mapper_needs_ground_truth():
-    record = {"video_id": "v", "exp_id": "0", "expression": "x", "file_names": ["a.jpg"], "frame_names": ["a"],
-              "obj_ids": [], "annotations": None}
+    record = {
+        "video_id": "v",
+        "exp_id": "0",
+        "expression": "x",
+        "file_names": ["a.jpg"],
+        "frame_names": ["a"],
+        "obj_ids": [],
+        "annotations": None,
+    }
     with pytest.raises(DataError, match="no ground truth"):
         RefVOSTrainMapper(_cfg())(record)

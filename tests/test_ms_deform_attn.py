@@ -1,4 +1,5 @@
-"""Multi-scale deformable attention: hand-computed values, CPU kernel vs reference, gradcheck, the module, dispatch."""
+"""Multi-scale deformable attention: hand-computed values, kernels vs reference, gradcheck, module, dispatch."""
+
 import importlib
 import logging
 import os
@@ -42,7 +43,11 @@ def _forward_backward(value, shapes, starts, loc, weights, backend, grad_seed=1)
     leaves = [t.detach().clone().requires_grad_() for t in (value, loc, weights)]
     out = ms_deform_attn(leaves[0], shapes, starts, leaves[1], leaves[2], im2col_step=4, backend=backend)
     g = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=out.dtype)
-    grads = torch.autograd.grad(out, leaves, g.to(out.device)) if out.numel() else [torch.zeros_like(t) for t in leaves]
+    grads = (
+        torch.autograd.grad(out, leaves, g.to(out.device))
+        if out.numel()
+        else [torch.zeros_like(t) for t in leaves]
+    )
     return [out.detach(), *grads]
 
 
@@ -68,7 +73,7 @@ CASES = [
 
 @pytest.mark.parametrize("backend", ["reference", pytest.param("kernel", marks=needs_ext)])
 def test_hand_computed_values(backend):
-    # One level of 2×3 pixels, one head, two channels: channel 0 holds 1..6 row-major, channel 1 ten times that.
+    # One level of 2×3 pixels, one head, two channels: channel 0 holds 1..6 row-major, channel 1 ten times it.
     H, W = 2, 3
     value = torch.arange(1.0, 7.0).view(1, H * W, 1, 1) * torch.tensor([1.0, 10.0])
     shapes, starts, _ = _level_index([(H, W)])
@@ -79,7 +84,10 @@ def test_hand_computed_values(backend):
         ((cx(2), cy(1)), 6.0),  # centre of pixel (1, 2)
         ((0.5 * (cx(0) + cx(1)), cy(1)), 4.5),  # halfway between (1, 0) = 4 and (1, 1) = 5
         ((0.5, 0.5), 3.5),  # centre column, between its rows: mean of 2 and 5
-        ((cx(0) + 0.25 / W, cy(0) + 0.5 / H), 2.75),  # 1/4 to the right: 0.5·(0.75·1 + 0.25·2) + 0.5·(0.75·4 + 0.25·5)
+        (
+            (cx(0) + 0.25 / W, cy(0) + 0.5 / H),
+            2.75,
+        ),  # 1/4 to the right: 0.5·(0.75·1 + 0.25·2) + 0.5·(0.75·4 + 0.25·5)
         ((0.0, cy(0)), 0.5),  # left edge of pixel (0, 0): half of it, half zero padding
         ((-0.2, 0.5), 0.0),  # left of the map
         ((0.5, 1.3), 0.0),  # below the map
@@ -124,7 +132,9 @@ def test_cpu_kernel_matches_reference_float64(case):
 @pytest.mark.parametrize("backend", ["reference", pytest.param("kernel", marks=needs_ext)])
 def test_gradcheck_float64(backend):
     # Mask2Former ops/test.py-sized problem, with points outside the map and a 1×1 level.
-    value, shapes, starts, loc, weights = _inputs(1, 3, 2, 3, [(3, 4), (2, 2), (1, 1)], 2, torch.float64, seed=5)
+    value, shapes, starts, loc, weights = _inputs(
+        1, 3, 2, 3, [(3, 4), (2, 2), (1, 1)], 2, torch.float64, seed=5
+    )
     leaves = [t.requires_grad_() for t in (value, loc, weights)]
 
     def fn(v, lc, w):
@@ -151,8 +161,7 @@ def test_cpu_kernel_independent_of_thread_count():
 @needs_ext
 def test_cpu_kernel_baseline_isa_matches_reference():
     # The dev machine runs the AVX2 loops; check the baseline (SSE2) build of the loops in a subprocess.
-    script = textwrap.dedent(
-        """
+    script = textwrap.dedent("""
         import torch
         from soc import _C
         from soc.layers import ms_deform_attn
@@ -170,11 +179,12 @@ def test_cpu_kernel_baseline_isa_matches_reference():
             for a, b in zip(*res):
                 assert ((a - b).abs().max() / b.abs().max()).item() < 1e-5
         print("ok")
-        """
-    )
+        """)
     env = dict(os.environ, ATEN_CPU_CAPABILITY="default", OMP_NUM_THREADS="1")
     env.pop(mda.ENV_VAR, None)
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
@@ -193,7 +203,9 @@ def test_autocast_runs_in_float32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = ms_deform_attn(value.bfloat16(), shapes, starts, loc.bfloat16(), weights)
     assert out.dtype == torch.float32
-    expected = ms_deform_attn_reference(value.bfloat16().float(), shapes, starts, loc.bfloat16().float(), weights)
+    expected = ms_deform_attn_reference(
+        value.bfloat16().float(), shapes, starts, loc.bfloat16().float(), weights
+    )
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -218,7 +230,7 @@ def test_kernel_rejects_levels_outside_value():
         torch.ops.soc.ms_deform_attn_forward(value, shapes, starts, loc.double(), weights)
 
 
-# ---- dispatch -----------------------------------------------------------------------------------------------
+# ---- dispatch --------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -264,7 +276,7 @@ def test_fallback_without_extension(monkeypatch, fresh_log_state, caplog):
         ms_deform_attn(*inputs, backend="kernel")
 
 
-# ---- module -------------------------------------------------------------------------------------------------
+# ---- module ----------------------------------------------------------------------------------
 
 
 def _module_inputs(N=2, Lq=6, C=16, shapes=((6, 8), (3, 4)), seed=0):
@@ -277,14 +289,16 @@ def _module_inputs(N=2, Lq=6, C=16, shapes=((6, 8), (3, 4)), seed=0):
 
 
 def test_module_initial_sampling_pattern():
-    # Zero offset weights: locations are the bias star, head k pointing at angle 2πk/M, point i at (i+1) pixels.
+    # Zero offset weights: locations form the bias star, head k at angle 2πk/M, point i at (i+1) pixels.
     M, L, P = 4, 2, 3
     attn = MSDeformAttn(d_model=16, n_levels=L, n_heads=M, n_points=P)
     query, inp, shapes, starts, _, g = _module_inputs()
     ref = torch.rand(2, 6, L, 2, generator=g)
     _, loc, weights = attn(query, ref, inp, shapes, starts)
     torch.testing.assert_close(weights, torch.full_like(weights, 1.0 / (L * P)))
-    directions = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])  # M = 4: 0, 90, 180, 270 deg
+    directions = torch.tensor(
+        [[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]
+    )  # M = 4: 0, 90, 180, 270 deg
     for m in range(M):
         for lvl, (h, w) in enumerate(shapes.tolist()):
             for p in range(P):
@@ -342,7 +356,7 @@ def test_module_rejects_bad_sizes():
         attn(query, torch.rand(2, 6, 2, 2), inp, shapes[:1], starts[:1])
 
 
-# ---- CUDA ---------------------------------------------------------------------------------------------------
+# ---- CUDA ------------------------------------------------------------------------------------
 
 
 @needs_cuda
@@ -371,7 +385,9 @@ def test_cuda_kernel_half_types(dtype):
     inputs = _inputs(2, 9, 4, 8, [(9, 13), (5, 7), (1, 1)], 3, device="cuda")
     half = [t.to(dtype) if t.is_floating_point() else t for t in inputs]
     kernel = _forward_backward(*half, backend="kernel")
-    reference = _forward_backward(*(t.float() if t.is_floating_point() else t for t in half), backend="reference")
+    reference = _forward_backward(
+        *(t.float() if t.is_floating_point() else t for t in half), backend="reference"
+    )
     for a, b in zip(kernel, reference):
         assert a.dtype == dtype
         assert _rel_err(a.float(), b) < 3e-2
@@ -389,5 +405,8 @@ def test_cuda_gradcheck_float64():
     )
     leaves = [t.requires_grad_() for t in (value, loc, weights)]
     assert torch.autograd.gradcheck(
-        lambda v, lc, w: ms_deform_attn(v, shapes, starts, lc, w, backend="kernel"), leaves, eps=1e-6, atol=1e-7
+        lambda v, lc, w: ms_deform_attn(v, shapes, starts, lc, w, backend="kernel"),
+        leaves,
+        eps=1e-6,
+        atol=1e-7,
     )

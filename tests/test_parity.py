@@ -416,7 +416,7 @@ def train_run(model, case_train):
     sum(weighted.values()).backward()
     grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
     model.eval()
-    outputs, raw = seen["outputs"], seen["raw"]
+    outputs, raw = seen["outputs"], {k: v.detach() for k, v in seen["raw"].items()}
     return {"outputs": outputs, "raw": raw, "indices": indices, "weighted": weighted, "grads": grads}
 
 

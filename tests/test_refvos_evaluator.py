@@ -50,8 +50,8 @@ def object_masks(video, obj):
     return np.stack([m if m is not None else np.zeros((H, W), bool) for m in YTVOS_VIDEOS[video]["objects"][obj]])
 
 
-def make_ytvos_fixture(root, with_gt=True):
-    """Write palette annotation PNGs and return the records (DEVELOPERS.md format)."""
+def make_ytvos_fixture(root, with_gt=True, write=True):
+    """Write palette annotation PNGs (unless ``write`` is False) and return the records (DEVELOPERS.md format)."""
     records = []
     for vid, v in YTVOS_VIDEOS.items():
         files = []
@@ -61,7 +61,8 @@ def make_ytvos_fixture(root, with_gt=True):
                 if masks[t] is not None:
                     index[masks[t]] = obj
             path = os.path.join(root, "valid", "Annotations", vid, frame + ".png")
-            write_palette(path, index)
+            if write:
+                write_palette(path, index)
             files.append(path)
         for exp_id, obj in v["expressions"].items():
             records.append({
@@ -200,7 +201,7 @@ S2_OBJ = {1: box(3, 9, 3, 9, DH, DW)}
 T = 3
 
 
-def make_davis_fixture(root):
+def make_davis_fixture(root, write=True):
     """Sequences s1 (2 objects, void pixels) and s2 (1 object), 3 frames, exp ids 4k+a."""
     records = []
     for seq, objs, void in (("s1", S1_OBJ, S1_VOID), ("s2", S2_OBJ, None)):
@@ -213,7 +214,8 @@ def make_davis_fixture(root):
             if void is not None:
                 index[void] = 255
             path = os.path.join(root, "valid", "Annotations", seq, name + ".png")
-            write_palette(path, index)
+            if write:
+                write_palette(path, index)
             files.append(path)
         for k in sorted(objs):
             for a in range(4):
@@ -345,13 +347,13 @@ def _distributed_worker(data_root, davis_root, out_file):
 
     rank, world = comm.get_rank(), comm.get_world_size()
     results = {}
-    records = make_ytvos_fixture(data_root)
+    records = make_ytvos_fixture(data_root, write=False)  # the parent wrote the files
     outputs = ytvos_outputs(records, wrong=True)
     ev = RefVOSEvaluator(temporal_subset={"v1/1"})
     n = (len(records) + world - 1) // world  # contiguous shards, as detectron2's InferenceSampler makes them
     ev.process(records[rank * n:(rank + 1) * n], outputs[rank * n:(rank + 1) * n])
     results["ytvos"] = ev.evaluate()
-    records = make_davis_fixture(davis_root)
+    records = make_davis_fixture(davis_root, write=False)
     outputs = [davis_prediction(r) for r in records]
     n = (len(records) + world - 1) // world
     ev = RefDAVISEvaluator(expected_expressions=davis_expected_map(records))
@@ -380,6 +382,8 @@ def test_two_processes_equal_one(tmp_path):
 
     data_root, davis_root = str(tmp_path / "ytvos"), str(tmp_path / "davis")
     out_file = str(tmp_path / "dist.json")
+    make_ytvos_fixture(data_root)
+    make_davis_fixture(davis_root)
     launch(_distributed_worker, 2, dist_url="auto", args=(data_root, davis_root, out_file))
     with open(out_file) as f:
         dist = json.load(f)

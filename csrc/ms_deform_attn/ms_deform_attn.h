@@ -8,8 +8,8 @@
 //   sampling_locations  (N, Lq, M, L, P, 2)   (x, y) in [0, 1], 0 and 1 being the outer edges of the map
 //   attention_weights   (N, Lq, M, L, P)
 //   output              (N, Lq, M * D)
-// Samples are bilinear with zeros outside the map, align_corners=False: pixel (i, j) of a level has its centre
-// at ((j + 0.5) / W, (i + 0.5) / H), the same function as grid_sample(2 * loc - 1, align_corners=False).
+// Samples are bilinear with zeros outside the map, align_corners=False: pixel (i, j) of a level has its
+// centre at ((j + 0.5) / W, (i + 0.5) / H), the same function as grid_sample(2 * loc - 1, align_corners=False).
 #pragma once
 
 #include <ATen/ATen.h>

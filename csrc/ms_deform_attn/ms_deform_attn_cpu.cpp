@@ -115,7 +115,8 @@ Sizes sizes_of(const at::Tensor& value, const at::Tensor& sampling_loc) {
                sampling_loc.size(1), sampling_loc.size(3), sampling_loc.size(4)};
 }
 
-void check_cpu(const at::Tensor& value, const at::Tensor& spatial_shapes, const at::Tensor& level_start_index) {
+void check_cpu(
+    const at::Tensor& value, const at::Tensor& spatial_shapes, const at::Tensor& level_start_index) {
   TORCH_CHECK(
       value.device().is_cpu() && spatial_shapes.device().is_cpu() && level_start_index.device().is_cpu(),
       "ms_deform_attn_cpu: all tensors must be on the CPU");
@@ -144,7 +145,8 @@ at::Tensor ms_deform_attn_cpu_forward(
   AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_cpu_forward", [&] {
     run_forward<scalar_t>(ForwardArgs<scalar_t>{
         sz, value_c.const_data_ptr<scalar_t>(), shapes_c.const_data_ptr<int64_t>(),
-        starts_c.const_data_ptr<int64_t>(), loc_c.const_data_ptr<scalar_t>(), attn_c.const_data_ptr<scalar_t>(),
+        starts_c.const_data_ptr<int64_t>(), loc_c.const_data_ptr<scalar_t>(),
+        attn_c.const_data_ptr<scalar_t>(),
         out.mutable_data_ptr<scalar_t>()});
   });
   return out;
@@ -169,7 +171,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ms_deform_attn_cpu_backward(
   AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_cpu_backward", [&] {
     run_backward<scalar_t>(BackwardArgs<scalar_t>{
         sz, value_c.const_data_ptr<scalar_t>(), shapes_c.const_data_ptr<int64_t>(),
-        starts_c.const_data_ptr<int64_t>(), loc_c.const_data_ptr<scalar_t>(), attn_c.const_data_ptr<scalar_t>(),
+        starts_c.const_data_ptr<int64_t>(), loc_c.const_data_ptr<scalar_t>(),
+        attn_c.const_data_ptr<scalar_t>(),
         grad_c.const_data_ptr<scalar_t>(), grad_value.mutable_data_ptr<scalar_t>(),
         grad_loc.mutable_data_ptr<scalar_t>(), grad_attn.mutable_data_ptr<scalar_t>()});
   });

@@ -2,8 +2,8 @@
 //
 // No include guard on purpose: ms_deform_attn_cpu.cpp includes this file once per instruction set, each time
 // inside its own namespace and under its own `#pragma GCC target`, so the channel loops are compiled for the
-// baseline instruction set and for AVX2, and the better one is picked at run time. It only uses ForwardArgs, BackwardArgs and
-// the standard headers included by ms_deform_attn_cpu.cpp before it.
+// baseline instruction set and for AVX2, and the better one is picked at run time. It only uses ForwardArgs,
+// BackwardArgs and the standard headers that ms_deform_attn_cpu.cpp includes before it.
 
 // Where one sample falls on a level: the four corners of its bilinear footprint, in the order
 // (y0, x0), (y0, x1), (y1, x0), (y1, x1), as row-major positions within the level (-1 when the corner lies

@@ -186,7 +186,8 @@ Sizes sizes_of(const at::Tensor& value, const at::Tensor& sampling_loc) {
                sampling_loc.size(1), sampling_loc.size(3), sampling_loc.size(4)};
 }
 
-void check_cuda(const at::Tensor& value, const at::Tensor& spatial_shapes, const at::Tensor& level_start_index) {
+void check_cuda(
+    const at::Tensor& value, const at::Tensor& spatial_shapes, const at::Tensor& level_start_index) {
   TORCH_CHECK(value.is_cuda(), "ms_deform_attn_cuda: value must be a CUDA tensor");
   // Level bounds are checked where that costs no device synchronisation.
   if (spatial_shapes.device().is_cpu() && level_start_index.device().is_cpu()) {
@@ -269,7 +270,7 @@ at::Tensor ms_deform_attn_cuda_forward(
     return out;
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::ScalarType::Half, at::ScalarType::BFloat16, value.scalar_type(), "ms_deform_attn_cuda_forward", [&] {
+      at::kHalf, at::kBFloat16, value.scalar_type(), "ms_deform_attn_cuda_forward", [&] {
         using acc_t = at::acc_type<scalar_t, /*is_cuda=*/true>;
         const auto stream = c10::cuda::getCurrentCUDAStream();
         forward_kernel<scalar_t, acc_t><<<num_blocks(out.numel()), kThreads, 0, stream>>>(
@@ -302,7 +303,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ms_deform_attn_cuda_backward(
   at::Tensor grad_attn = at::zeros_like(attn_c);
   if (sz.N * sz.Lq * sz.M * sz.L * sz.P > 0 && sz.D > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
-        at::ScalarType::Half, at::ScalarType::BFloat16, value.scalar_type(), "ms_deform_attn_cuda_backward", [&] {
+        at::kHalf, at::kBFloat16, value.scalar_type(), "ms_deform_attn_cuda_backward", [&] {
           using acc_t = at::acc_type<scalar_t, /*is_cuda=*/true>;
           backward<scalar_t, acc_t>(
               sz, value_c, shapes_c, starts_c, loc_c, attn_c, grad_c, grad_value_acc, grad_loc, grad_attn);

@@ -35,6 +35,7 @@ from torch import Tensor
 __all__ = [
     "convert_official_state_dict",
     "convert_to_official_state_dict",
+    "convert_checkpoint_file",
     "convert_video_swin_kinetics",
     "extract_state_dict",
     "infer_variant",
@@ -252,3 +253,36 @@ def infer_variant(state_dict: Mapping[str, Tensor]) -> Dict[str, Any]:
         "num_classes": int(sd["decoder.class_embed.0.weight"].shape[0]),
         "text_hidden_size": int(sd["text_encoder.txt_proj.fc.weight"].shape[1]),
     }
+
+
+def convert_checkpoint_file(src: str, dst: str, allow_partial: bool = False) -> Dict[str, Any]:
+    """
+    Convert the authors' checkpoint ``src`` (``.pth.tar`` with ``model_state_dict``, or a bare state_dict) into a
+    detectron2 checkpoint ``dst`` (``{"model": ...}``) that ``SOCCheckpointer`` / ``DetectionCheckpointer``
+    load with no missing or unexpected key.
+
+    Returns:
+        a report: ``variant`` (see :func:`infer_variant`), ``num_tensors``, ``dropped`` and ``unplaced`` keys.
+
+    Raises:
+        ValueError: ``src`` is already converted, is not an SOC checkpoint, or has keys no rule places (unless
+            ``allow_partial``, which writes the placed keys only).
+    """
+    loaded = torch.load(src, map_location="cpu", weights_only=True)
+    state_dict = extract_state_dict(loaded)
+    if is_converted_state_dict(state_dict):
+        raise ValueError(f"{src} is already in our layout (keys such as 'neck.*', 'decoder.*'); nothing to convert")
+    if not is_official_state_dict(state_dict):
+        raise ValueError(f"{src} does not look like an SOC checkpoint (first keys: {list(state_dict)[:5]})")
+    converted, unplaced, dropped = convert_official_state_dict(state_dict)
+    if unplaced and not allow_partial:
+        raise ValueError(
+            f"{len(unplaced)} keys of {src} cannot be placed: {unplaced[:20]}; refusing to write a partial "
+            "conversion (pass allow_partial / --allow-partial to write the rest anyway)"
+        )
+    variant = infer_variant(converted)
+    torch.save(
+        {"model": converted, "__author__": "SOC authors (converted by soc.checkpoint)", "matching_heuristics": False},
+        dst,
+    )
+    return {"variant": variant, "num_tensors": len(converted), "dropped": dropped, "unplaced": unplaced}

@@ -1,5 +1,7 @@
-"""SOC data: benchmark registration (``datasets``), clip mappers (``mappers``), SynthRVOS (``synthetic``) and the
+"""SOC data: benchmark registration (``datasets``), clip mappers (``mappers``), SynthRVOS (``synthetic``)
+and the
 shared format readers (``io``)."""
+
 from .build import build_soc_mapper
 from .datasets import (
     load_a2d_sentences,
@@ -23,10 +25,26 @@ from .mappers import (
 )
 
 __all__ = [
-    "register_ref_ytvos", "register_ref_davis17", "register_a2d_sentences", "register_jhmdb_sentences",
+    "register_ref_ytvos",
+    "register_ref_davis17",
+    "register_a2d_sentences",
+    "register_jhmdb_sentences",
     "register_refcoco",
-    "load_ref_ytvos", "load_ref_davis17", "load_a2d_sentences", "load_jhmdb_sentences", "load_refcoco",
-    "RefVOSTrainMapper", "RefVOSTestMapper", "A2DTrainMapper", "A2DTestMapper", "build_soc_mapper",
-    "swap_left_right", "read_masks", "read_image", "read_palette_png", "davis_palette", "mttr_window",
+    "load_ref_ytvos",
+    "load_ref_davis17",
+    "load_a2d_sentences",
+    "load_jhmdb_sentences",
+    "load_refcoco",
+    "RefVOSTrainMapper",
+    "RefVOSTestMapper",
+    "A2DTrainMapper",
+    "A2DTestMapper",
+    "build_soc_mapper",
+    "swap_left_right",
+    "read_masks",
+    "read_image",
+    "read_palette_png",
+    "davis_palette",
+    "mttr_window",
     "DataError",
 ]

@@ -1,15 +1,18 @@
-"""Readers for the on-disk formats of the four RVOS benchmarks (and RefCOCO), shared by mappers and evaluators.
+"""Readers for the on-disk formats of the four RVOS benchmarks (and RefCOCO), shared by mappers and
+evaluators.
 
 Every reader raises :class:`DataError` (or ``FileNotFoundError``) with the offending file in the message:
 a bad file never turns into a silently wrong sample.
 
 Mask sources (a record's ``annotations`` dict, see ``datasets/README.md``):
 
-- ``{"type": "png", "files": [path per frame]}``: palette PNGs, value = object id (Ref-YouTube-VOS, Ref-DAVIS17);
+- ``{"type": "png", "files": [path per frame]}``: palette PNGs, value = object id (Ref-YouTube-VOS,
+Ref-DAVIS17);
 - ``{"type": "a2d_h5", "file": path}``: one A2D-Sentences ``.h5`` of the annotated frame;
 - ``{"type": "jhmdb_mat", "file": path, "frame": int}``: ``puppet_mask.mat`` and the 0-based annotated frame;
 - ``{"type": "coco", "segmentation": polygons | RLE, "height": int, "width": int}``: RefCOCO.
 """
+
 from __future__ import annotations
 
 import logging
@@ -87,7 +90,9 @@ def read_palette_png(path: str) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             if img.mode not in ("P", "L"):
-                raise DataError(f"annotation {path} has mode {img.mode!r}; expected a palette ('P') or 'L' PNG")
+                raise DataError(
+                    f"annotation {path} has mode {img.mode!r}; expected a palette ('P') or 'L' PNG"
+                )
             arr = np.array(img, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError) as e:
         raise DataError(f"cannot decode annotation {path}: {e}") from e
@@ -163,10 +168,16 @@ def _read_a2d_instance_mask(path: str, instance_id: int) -> np.ndarray:
     if masks.shape[0] != len(instances):
         raise DataError(f"{path}: reMask holds {masks.shape[0]} masks for {len(instances)} instances")
     if instance_id not in instances:
-        raise DataError(f"{path}: instance {instance_id} is not annotated in this frame (instances {instances})")
+        raise DataError(
+            f"{path}: instance {instance_id} is not annotated in this frame (instances {instances})"
+        )
     if instances.count(instance_id) > 1:  # EadxBPmQvtg frame 25: the references take the first occurrence
-        logger.warning("%s: instance %d occurs %d times; using the first", path, instance_id,
-                       instances.count(instance_id))
+        logger.warning(
+            "%s: instance %d occurs %d times; using the first",
+            path,
+            instance_id,
+            instances.count(instance_id),
+        )
     return masks[instances.index(instance_id)].T > 0  # stored transposed (W, H)
 
 
@@ -207,7 +218,8 @@ def _decode_coco_segmentation(seg, height: int, width: int) -> np.ndarray:
 
 
 def read_masks(record: dict, frames: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Ground-truth masks of the referred object(s) of a record (or of a mapper output carrying the same keys).
+    """Ground-truth masks of the referred object(s) of a record (or of a mapper output carrying the same
+    keys).
 
     Args:
         record: a dataset record with ``obj_ids`` and ``annotations`` (see the module docstring).

@@ -11,6 +11,7 @@ Three implementations compute the same function:
 to the reference otherwise, logging the fallback once. ``SOC_MS_DEFORM_ATTN=reference`` in the environment
 (or ``backend="reference"``) forces the reference; :func:`ms_deform_attn_backend` reports what would run.
 """
+
 import importlib
 import logging
 import math
@@ -95,7 +96,8 @@ def ms_deform_attn_reference(
     attention_weights: Tensor,
 ) -> Tensor:
     """
-    Pure-PyTorch multi-scale deformable attention (bilinear ``grid_sample``, zero padding, align_corners=False).
+    Multi-scale deformable attention in pure PyTorch (bilinear ``grid_sample``, zero padding,
+    align_corners=False).
 
     Arguments and result as in :func:`ms_deform_attn`. Memory grows as N·M·D·Lq·L·P (every sample is
     materialised before the weighted sum), which is why the compiled kernels exist.
@@ -240,7 +242,9 @@ def ms_deform_attn(
         reason = _kernel_reason(device_type)
         use_kernel = reason is None
         if not use_kernel:
-            _log_once(device_type, f"ms_deform_attn on {device_type}: using the PyTorch reference because {reason}")
+            _log_once(
+                device_type, f"ms_deform_attn on {device_type}: using the PyTorch reference because {reason}"
+            )
     else:
         _log_once("forced", f"ms_deform_attn: PyTorch reference forced ({ENV_VAR} or backend='reference')")
 
@@ -345,9 +349,13 @@ class MSDeformAttn(nn.Module):
         _, S, _ = input_flatten.shape
         M, L, P = self.n_heads, self.n_levels, self.n_points
         if input_spatial_shapes.shape[0] != L:
-            raise ValueError(f"MSDeformAttn: expected {L} levels, input_spatial_shapes has {input_spatial_shapes.shape[0]}")
+            raise ValueError(
+                f"MSDeformAttn: expected {L} levels, input_spatial_shapes has {input_spatial_shapes.shape[0]}"
+            )
         if not torch.jit.is_tracing() and int(input_spatial_shapes.prod(1).sum()) != S:
-            raise ValueError(f"MSDeformAttn: input_flatten has S={S} positions, input_spatial_shapes disagree")
+            raise ValueError(
+                f"MSDeformAttn: input_flatten has S={S} positions, input_spatial_shapes disagree"
+            )
 
         value = self.value_proj(input_flatten)
         if input_padding_mask is not None:
@@ -359,7 +367,9 @@ class MSDeformAttn(nn.Module):
         if reference_points.shape[-1] == 2:
             # Offsets are in pixels of each level: divide by (W_l, H_l).
             normalizer = torch.stack([input_spatial_shapes[..., 1], input_spatial_shapes[..., 0]], -1)
-            locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+            locations = (
+                reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+            )
         elif reference_points.shape[-1] == 4:
             # Offsets are in units of half the box size per point.
             locations = (

@@ -4,7 +4,8 @@ Files read (formats_metrics §3): ``Release/videoset.csv`` (9 columns, no header
 ``text_annotations/a2d_missed_videos.txt``, ``text_annotations/a2d_annotation.txt`` (header
 ``video_id,instance_id,query``) and the ``instance`` field of each
 ``text_annotations/a2d_annotation_with_instances/<vid>/<frame:05d>.h5``. When MTTR's cache
-``a2d_sentences_single_frame_<split>_annotations.json`` (rows ``[query, video_id, frame_idx, instance_id]``) exists
+``a2d_sentences_single_frame_<split>_annotations.json`` (rows ``[query, video_id, frame_idx,
+instance_id]``) exists
 at the root, it replaces the text/h5 scan (``datasets/prepare_a2d_sentences.py`` writes it).
 
 One record per sample = (sentence, video, annotated frame, instance), for every annotated frame whose h5
@@ -12,6 +13,7 @@ lists the instance, as MTTR builds them. Frames stay in ``Release/clips320H/<vid
 the mapper; a record therefore has ``video_file`` instead of per-frame ``file_names``, and ``annotated_frame``
 is the 0-based index of the supervised frame in the decoded video (h5 frame number - 1).
 """
+
 from __future__ import annotations
 
 import csv
@@ -123,8 +125,13 @@ def a2d_samples(root: str, split: str) -> List[list]:
                 samples.append([query.lower(), vid, frame_idx, inst_id])
                 found = True
         if not found:
-            logger.warning("A2D: instance %d of video %s (%r) is in none of the h5 files under %s; no sample",
-                           inst_id, vid, query, os.path.join(ann_root, vid))
+            logger.warning(
+                "A2D: instance %d of video %s (%r) is in none of the h5 files under %s; no sample",
+                inst_id,
+                vid,
+                query,
+                os.path.join(ann_root, vid),
+            )
     return samples
 
 
@@ -132,7 +139,8 @@ def load_a2d_sentences(root: str, split: str, samples_file: Optional[str] = None
     """Load A2D-Sentences ``split`` (``train`` or ``test``) under ``root``.
 
     Args:
-        samples_file: an MTTR-format sample cache; default ``<root>/a2d_sentences_single_frame_<split>_annotations.json``
+        samples_file: an MTTR-format sample cache; default
+        ``<root>/a2d_sentences_single_frame_<split>_annotations.json``
             when it exists, else the samples are built from the text file and the h5 ``instance`` lists.
     """
     if split not in _SUBSETS:

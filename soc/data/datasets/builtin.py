@@ -3,6 +3,7 @@
 
 Expected trees under the root are in ``datasets/README.md``.
 """
+
 import os
 
 from .a2d_sentences import register_a2d_sentences

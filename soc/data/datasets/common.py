@@ -1,4 +1,5 @@
 """Helpers shared by the dataset loaders: JSON reading with file-naming errors, SynthRVOS temporal flags."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,8 @@ TEMPORAL_FILE = "temporal_expressions.json"
 
 
 def read_json(path: str):
-    """Parse a JSON file; a missing file raises FileNotFoundError, a malformed one DataError, both naming it."""
+    """Parse a JSON file; a missing file raises FileNotFoundError, a malformed one DataError, both naming
+    it."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"dataset file missing: {path}")
     try:

@@ -1,16 +1,22 @@
-"""JHMDB-Sentences (evaluation only): ``load_jhmdb_sentences(root)`` and ``register_jhmdb_sentences(name, root)``.
+"""JHMDB-Sentences (evaluation only): ``load_jhmdb_sentences(root)`` and ``register_jhmdb_sentences(name,
+root)``.
 
 Files (formats_metrics §4): ``Rename_Images/<action>/<vid>/%05d.png`` (1-based), ``puppet_mask/<action>/<vid>/
-puppet_mask.mat`` (``part_mask`` (H, W, T)), ``jhmdb_annotation.txt`` (header ``video_id,query``) and the sample
-list ``jhmdb_sentences_samples_metadata.json`` (MTTR rows ``[video_id, frame_path, mask_path, video_total_frames,
+puppet_mask.mat`` (``part_mask`` (H, W, T)), ``jhmdb_annotation.txt`` (header ``video_id,query``) and the
+sample
+list ``jhmdb_sentences_samples_metadata.json`` (MTTR rows ``[video_id, frame_path, mask_path,
+video_total_frames,
 query]``).
 
 Samples: the loader **reads the sample list** when it exists, because the three frames per video are a random
-draw and numbers are only comparable on the same draw (SOC ships its own list; put it at the root). Without it,
-the loader draws three frames per video itself with ``random.Random(seed)`` (default seed 0) in file order, from
+draw and numbers are only comparable on the same draw (SOC ships its own list; put it at the root). Without
+it,
+the loader draws three frames per video itself with ``random.Random(seed)`` (default seed 0) in file order,
+from
 the frames that have masks (the ``part_mask`` length is read from the .mat header with ``scipy.io.whosmat``,
 no mask is decoded); ``datasets/prepare_jhmdb_sentences.py`` writes such a draw to disk.
 """
+
 from __future__ import annotations
 
 import csv
@@ -41,7 +47,7 @@ def _under(root: str, path: str, anchor: str) -> str:
     parts = path.replace("\\", "/").split("/")
     if anchor not in parts:
         raise DataError(f"sample path {path!r} has no {anchor!r} component")
-    return os.path.join(root, *parts[parts.index(anchor):])
+    return os.path.join(root, *parts[parts.index(anchor) :])
 
 
 def _mat_length(path: str) -> int:
@@ -128,8 +134,11 @@ def load_jhmdb_sentences(root: str, samples_file: Optional[str] = None, seed: in
             "frame_idx": frame_idx,
             "image_id": jhmdb_image_id(vid, frame_idx),
             "obj_ids": [1],
-            "annotations": {"type": "jhmdb_mat", "file": _under(root, mask_path, "puppet_mask"),
-                            "frame": frame_idx - 1},
+            "annotations": {
+                "type": "jhmdb_mat",
+                "file": _under(root, mask_path, "puppet_mask"),
+                "frame": frame_idx - 1,
+            },
         }
         if temporal is not None:
             record["temporal"] = f"{vid}/0" in temporal

@@ -6,12 +6,14 @@ Two layouts are read (formats_metrics §2):
   ``DAVIS/ImageSets/2017/{train,val}.txt``, ``DAVIS/davis_semantics.json`` and the four Khoreva files in
   ``davis_text_annotations/``;
 - the Ref-YouTube-VOS-like layout of ReferFormer's converter (``datasets/prepare_ref_davis.py`` writes it):
-  ``meta_expressions/<split>/meta_expressions.json``, ``<split>/{JPEGImages,Annotations}``, ``<split>/meta.json``.
+  ``meta_expressions/<split>/meta_expressions.json``, ``<split>/{JPEGImages,Annotations}``,
+  ``<split>/meta.json``.
 
 The converted layout wins when both exist. Expression ids follow the converter: per sequence, objects in
 (string) order of ``obj_id``, and for object k the ids ``4k+a`` with annotator run a = 0 (annot1 first-frame),
 1 (annot1 full-video), 2 (annot2 first-frame), 3 (annot2 full-video). Evaluation averages the four runs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,7 +73,9 @@ def build_ref_davis_meta(raw_root: str, split: str) -> Tuple[Dict[str, dict], Di
         raise FileNotFoundError(f"DAVIS image set missing: {set_file}")
     with open(set_file) as f:
         sequences = [line.strip() for line in f if line.strip()]
-    runs = [read_khoreva_file(os.path.join(raw_root, "davis_text_annotations", n), e) for n, e in KHOREVA_FILES]
+    runs = [
+        read_khoreva_file(os.path.join(raw_root, "davis_text_annotations", n), e) for n, e in KHOREVA_FILES
+    ]
     semantics_file = os.path.join(davis, "davis_semantics.json")
     semantics = read_json(semantics_file)
     meta_videos, objects = {}, {}
@@ -82,8 +86,12 @@ def build_ref_davis_meta(raw_root: str, split: str) -> Tuple[Dict[str, dict], Di
         frames = sorted(os.path.splitext(n)[0] for n in os.listdir(frame_dir) if n.endswith(".jpg"))
         lists = [run.get(seq, []) for run in runs]
         if len({len(items) for items in lists}) > 1:  # ReferFormer's zip drops the extra objects silently
-            logger.warning("Ref-DAVIS17 %s: the four annotator files list %s objects; keeping %d",
-                           seq, [len(items) for items in lists], min(len(items) for items in lists))
+            logger.warning(
+                "Ref-DAVIS17 %s: the four annotator files list %s objects; keeping %d",
+                seq,
+                [len(items) for items in lists],
+                min(len(items) for items in lists),
+            )
         expressions = {}
         for k, per_run in enumerate(zip(*lists)):
             for a, (obj_id, exp) in enumerate(per_run):
@@ -91,8 +99,11 @@ def build_ref_davis_meta(raw_root: str, split: str) -> Tuple[Dict[str, dict], Di
         meta_videos[seq] = {"expressions": expressions, "frames": frames}
         if seq not in semantics:
             raise DataError(f"{semantics_file}: sequence {seq} is missing")
-        objects[seq] = {"objects": {str(i): {"category": semantics[seq][str(i)]}
-                                    for i in range(1, len(semantics[seq]) + 1)}}
+        objects[seq] = {
+            "objects": {
+                str(i): {"category": semantics[seq][str(i)]} for i in range(1, len(semantics[seq]) + 1)
+            }
+        }
     return meta_videos, objects
 
 
@@ -115,11 +126,15 @@ def load_ref_davis17(root: str, split: str = "valid", annotator: Optional[int] =
         meta_videos, objects = build_ref_davis_meta(root, split)
         davis = os.path.join(root, "DAVIS")
         records = load_ytvos_layout(
-            root, split, require_masks=True, meta_videos=meta_videos,
+            root,
+            split,
+            require_masks=True,
+            meta_videos=meta_videos,
             meta_file=os.path.join(root, "davis_text_annotations"),
             img_root=os.path.join(davis, "JPEGImages", "480p"),
             ann_root=os.path.join(davis, "Annotations_unsupervised", "480p"),
-            objects=objects, objects_file=os.path.join(davis, "davis_semantics.json"),
+            objects=objects,
+            objects_file=os.path.join(davis, "davis_semantics.json"),
         )
     for r in records:
         r["annotator"] = int(r["exp_id"]) % 4
@@ -132,6 +147,8 @@ def register_ref_davis17(name: str, root: str, split: str = "valid", annotator: 
     """Register Ref-DAVIS17 under ``root`` as ``name`` (all four annotator runs, or only ``annotator``)."""
     DatasetCatalog.register(name, lambda: load_and_mark(name, load_ref_davis17, root, split, annotator))
     MetadataCatalog.get(name).set(
-        evaluator_type="ref_davis", root=root, split=split,
+        evaluator_type="ref_davis",
+        root=root,
+        split=split,
         annotator=-1 if annotator is None else annotator,  # -1: the four runs, averaged by the evaluator
     )

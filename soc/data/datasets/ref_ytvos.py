@@ -1,11 +1,13 @@
 """Ref-YouTube-VOS: ``load_ref_ytvos(root, split)`` and ``register_ref_ytvos(name, root, split)``.
 
-Layout (formats_metrics §1): ``meta_expressions/<split>/meta_expressions.json``, ``<split>/JPEGImages/<vid>/<frame>.jpg``,
+Layout (formats_metrics §1): ``meta_expressions/<split>/meta_expressions.json``,
+``<split>/JPEGImages/<vid>/<frame>.jpg``,
 ``<split>/Annotations/<vid>/<frame>.png`` (train; SynthRVOS valid too) and ``<split>/meta.json``.
 
 Only the JSON files are read; frames and masks are paths, decoded by the mappers. The ``valid`` split is the
 keys of ``meta_expressions/valid`` minus those of ``meta_expressions/test`` (the 202 submission videos).
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,7 +47,8 @@ def load_ytvos_layout(
         meta_videos: the ``videos`` dict of a meta_expressions file already in memory (raw Ref-DAVIS17);
             default: read ``meta_expressions/<split>/meta_expressions.json``.
         meta_file: name used for that dict in error messages.
-        img_root, ann_root: frame and annotation folders (default ``<root>/<split>/{JPEGImages,Annotations}``).
+        img_root, ann_root: frame and annotation folders (default
+        ``<root>/<split>/{JPEGImages,Annotations}``).
         objects, objects_file: the ``videos`` dict of ``meta.json`` and its name (default: read
             ``<root>/<split>/meta.json`` when it exists); used to check that every ``obj_id`` exists.
 
@@ -134,6 +137,7 @@ def load_ref_ytvos(root: str, split: str) -> List[dict]:
 
 
 def register_ref_ytvos(name: str, root: str, split: str) -> None:
-    """Register Ref-YouTube-VOS ``split`` under ``root`` as ``name`` (lazy: nothing is read until ``.get``)."""
+    """Register Ref-YouTube-VOS ``split`` under ``root`` as ``name`` (lazy: nothing is read until
+    ``.get``)."""
     DatasetCatalog.register(name, lambda: load_and_mark(name, load_ref_ytvos, root, split))
     MetadataCatalog.get(name).set(evaluator_type="ref_ytvos", root=root, split=split)

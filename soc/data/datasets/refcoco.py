@@ -1,14 +1,19 @@
-"""RefCOCO / RefCOCO+ / RefCOCOg as one-frame clips: ``load_refcoco`` and ``register_refcoco(name, root, dataset, split)``.
+"""RefCOCO / RefCOCO+ / RefCOCOg as one-frame clips: ``load_refcoco`` and ``register_refcoco(name, root,
+dataset, split)``.
 
-Annotation files are COCO-style JSON with one "image" per expression, as MDETR (``final_<dataset>_<split>.json``)
-and ReferFormer/SOC (``instances_<dataset>_<split>.json``, made by ReferFormer's converter) ship them: each image
+Annotation files are COCO-style JSON with one "image" per expression, as MDETR
+(``final_<dataset>_<split>.json``)
+and ReferFormer/SOC (``instances_<dataset>_<split>.json``, made by ReferFormer's converter) ship them: each
+image
 has ``file_name``, ``height``, ``width``, ``caption`` and ``original_id`` (the COCO image id), MDETR's also
 ``dataset_name``; each annotation has ``image_id``, ``bbox`` (xywh), ``segmentation`` (polygons or RLE),
 ``area``, ``iscrowd`` and ``category_id``. Images are COCO ``train2014`` files.
 
-Searched under ``root`` (``$SOC_DATASETS/coco``), first match wins: ``<dataset>/instances_<dataset>_<split>.json``,
+Searched under ``root`` (``$SOC_DATASETS/coco``), first match wins:
+``<dataset>/instances_<dataset>_<split>.json``,
 ``mdetr_annotations/final_<dataset>_<split>.json``, ``<dataset>/final_<dataset>_<split>.json``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,7 +55,8 @@ def load_refcoco(root: str, dataset: str, split: str, image_root: Optional[str] 
         split: ``train``, ``val``, ``testA``, ``testB`` or ``test``, as the files exist.
 
     Records: ``video_id`` = COCO image id (``original_id``), ``exp_id`` = the expression's image id,
-    one frame, ``obj_ids`` = [annotation id], ``annotations`` = ``{"type": "coco", ...}`` (decoded by the mapper).
+    one frame, ``obj_ids`` = [annotation id], ``annotations`` = ``{"type": "coco", ...}`` (decoded by the
+    mapper).
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, not {dataset!r}")
@@ -72,19 +78,25 @@ def load_refcoco(root: str, dataset: str, split: str, image_root: Optional[str] 
             continue
         ann = img_anns[0]  # one referred object per expression
         stem = os.path.splitext(img["file_name"])[0]
-        records.append({
-            "video_id": str(img.get("original_id", stem)),
-            "exp_id": str(img["id"]),
-            "expression": caption,
-            "file_names": [os.path.join(image_root, img["file_name"])],
-            "frame_names": [stem],
-            "height": int(img["height"]),
-            "width": int(img["width"]),
-            "obj_ids": [int(ann["id"])],
-            "annotations": {"type": "coco", "segmentation": ann["segmentation"],
-                            "height": int(img["height"]), "width": int(img["width"])},
-            "dataset_name": img.get("dataset_name", dataset),
-        })
+        records.append(
+            {
+                "video_id": str(img.get("original_id", stem)),
+                "exp_id": str(img["id"]),
+                "expression": caption,
+                "file_names": [os.path.join(image_root, img["file_name"])],
+                "frame_names": [stem],
+                "height": int(img["height"]),
+                "width": int(img["width"]),
+                "obj_ids": [int(ann["id"])],
+                "annotations": {
+                    "type": "coco",
+                    "segmentation": ann["segmentation"],
+                    "height": int(img["height"]),
+                    "width": int(img["width"]),
+                },
+                "dataset_name": img.get("dataset_name", dataset),
+            }
+        )
     if skipped:
         logger.warning("%s: skipped %d expressions without a non-crowd annotation", path, skipped)
     return records

@@ -5,12 +5,13 @@ frame c, clamped to the video; the annotated frame sits at position ``w//2`` and
 (``keep_frames``), the only one with targets. ``w`` is ``INPUT.SAMPLING_FRAME_NUM`` for training and
 ``INPUT.TEST_WINDOW`` for inference. A2D frames are decoded from the mp4 with PyAV; JHMDB frames are PNGs.
 """
+
 from __future__ import annotations
 
 from typing import List
 
 import torch
-from detectron2.config import configurable
+from detectron2.config import CfgNode, configurable
 from detectron2.data import transforms as T
 
 from ..io import mttr_window, normalize_expression, read_masks, read_video_window
@@ -46,7 +47,7 @@ class A2DTrainMapper:
         self.is_train = is_train
 
     @classmethod
-    def from_config(cls, cfg, is_train: bool = True) -> dict:
+    def from_config(cls, cfg: CfgNode, is_train: bool = True) -> dict:
         return {
             "augmentations": build_clip_augmentation(cfg, is_train),
             "window_size": cfg.INPUT.SAMPLING_FRAME_NUM if is_train else cfg.INPUT.TEST_WINDOW,
@@ -78,16 +79,18 @@ class A2DTrainMapper:
         if has_hflip(tfm):
             expression = swap_left_right(expression)
         out = {k: v for k, v in record.items() if k not in _REWRITTEN}
-        out.update({
-            "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
-            "expression": expression,
-            "height": height,
-            "width": width,
-            "keep_frames": torch.tensor([keep], dtype=torch.long),
-            "file_names": file_names,
-            "frame_names": frame_names,
-            "frame_indices": list(indices),
-        })
+        out.update(
+            {
+                "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
+                "expression": expression,
+                "height": height,
+                "width": width,
+                "keep_frames": torch.tensor([keep], dtype=torch.long),
+                "file_names": file_names,
+                "frame_names": frame_names,
+                "frame_indices": list(indices),
+            }
+        )
         if self.is_train:
             masks = read_masks(record)  # (1, h, w): the annotated frame
             check_mask_size(record, masks, frames[keep].shape, [indices[keep]], file_names[keep])
@@ -99,5 +102,5 @@ class A2DTestMapper(A2DTrainMapper):
     """Inference variant: window ``INPUT.TEST_WINDOW``, test resize, no flip, no targets."""
 
     @classmethod
-    def from_config(cls, cfg, is_train: bool = False) -> dict:
+    def from_config(cls, cfg: CfgNode, is_train: bool = False) -> dict:
         return super().from_config(cfg, is_train=False)

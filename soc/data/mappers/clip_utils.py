@@ -3,6 +3,7 @@
 A clip is augmented without state: the transform is sampled once on the first frame
 (``tfm = augs(T.AugInput(frames[0]))``) and that ``TransformList`` is applied to every frame and mask.
 """
+
 from __future__ import annotations
 
 import re
@@ -10,6 +11,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
+from detectron2.config import CfgNode
 from detectron2.data import transforms as T
 from fvcore.transforms.transform import HFlipTransform
 
@@ -49,15 +51,19 @@ def swap_left_right(text: str) -> str:
     return _LEFT_RIGHT.sub(swap, text)
 
 
-def build_clip_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
-    """Augmentations of a clip: [random crop (``INPUT.CROP``, train)] + ResizeShortestEdge (``INPUT.MIN/MAX_SIZE_*``)
+def build_clip_augmentation(cfg: CfgNode, is_train: bool) -> List[T.Augmentation]:
+    """Augmentations of a clip: [random crop (``INPUT.CROP``, train)] + ResizeShortestEdge
+    (``INPUT.MIN/MAX_SIZE_*``)
     + horizontal flip with probability ``INPUT.FLIP_PROB`` (train)."""
     augs: List[T.Augmentation] = []
     if is_train:
         if cfg.INPUT.CROP.ENABLED:
             augs.append(T.RandomCrop(cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE))
-        augs.append(T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN,
-                                         cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING))
+        augs.append(
+            T.ResizeShortestEdge(
+                cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN, cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING
+            )
+        )
         if cfg.INPUT.FLIP_PROB > 0:
             augs.append(T.RandomFlip(prob=cfg.INPUT.FLIP_PROB, horizontal=True, vertical=False))
     else:
@@ -66,7 +72,8 @@ def build_clip_augmentation(cfg, is_train: bool) -> List[T.Augmentation]:
 
 
 def sample_window(num_frames: int, length: int, anchor: int) -> List[int]:
-    """A window of ``length`` consecutive frame indices that contains ``anchor``, uniformly among such windows.
+    """A window of ``length`` consecutive frame indices that contains ``anchor``, uniformly among such
+    windows.
 
     A video shorter than ``length`` gives all its frames, padded by repeating the last one (as MTTR does).
     """
@@ -78,7 +85,8 @@ def sample_window(num_frames: int, length: int, anchor: int) -> List[int]:
 
 
 def read_frames(file_names: Sequence[str], indices: Sequence[int]) -> List[np.ndarray]:
-    """Decode the frames at ``indices`` (each file once) as uint8 RGB ``(H, W, 3)``; all must share one size."""
+    """Decode the frames at ``indices`` (each file once) as uint8 RGB ``(H, W, 3)``; all must share one
+    size."""
     cache: Dict[int, np.ndarray] = {}
     frames = []
     for i in indices:
@@ -88,17 +96,22 @@ def read_frames(file_names: Sequence[str], indices: Sequence[int]) -> List[np.nd
     shape = frames[0].shape
     for i, f in zip(indices, frames):
         if f.shape != shape:
-            raise DataError(f"frame {file_names[i]} is {f.shape[:2]}, but {file_names[indices[0]]} is {shape[:2]}")
+            raise DataError(
+                f"frame {file_names[i]} is {f.shape[:2]}, but {file_names[indices[0]]} is {shape[:2]}"
+            )
     return frames
 
 
-def check_mask_size(record: dict, masks: np.ndarray, frame_shape: tuple, frame_indices: Sequence[int],
-                    frame_file: str) -> None:
+def check_mask_size(
+    record: dict, masks: np.ndarray, frame_shape: tuple, frame_indices: Sequence[int], frame_file: str
+) -> None:
     """Raise DataError (naming both files) when the masks ``(T, h, w)`` do not match the frame size."""
     if masks.shape[1:] != tuple(frame_shape[:2]):
         ann = record.get("annotations") or {}
         source = mask_source_name(record, frame_indices[0] if ann.get("type") == "png" else None)
-        raise DataError(f"mask {source} is {masks.shape[1:]} but frame {frame_file} is {tuple(frame_shape[:2])}")
+        raise DataError(
+            f"mask {source} is {masks.shape[1:]} but frame {frame_file} is {tuple(frame_shape[:2])}"
+        )
 
 
 def has_hflip(tfm: T.TransformList) -> bool:

@@ -2,19 +2,21 @@
 
 Training window (documented choice): a random window of ``INPUT.SAMPLING_FRAME_NUM`` consecutive listed
 frames that contains an anchor frame in which the referred object is visible. The anchor is drawn uniformly
-from the object's annotated frames (``meta.json``'s ``frames``, when the dataset lists them) or from all frames;
+from the object's annotated frames (``meta.json``'s ``frames``, when the dataset lists them) or from all
+frames;
 if the window's masks are then empty, the anchor is redrawn among the frames whose masks show the object.
 So windows in which the object is invisible in every frame are never produced (MTTR drops those windows), and
 an object that is in no mask at all is an error. Videos shorter than the window are padded by repeating their
 last frame (MTTR); a record with a single frame (an image) gives a one-frame clip.
 """
+
 from __future__ import annotations
 
 import logging
 from typing import List, Optional
 
 import numpy as np
-from detectron2.config import configurable
+from detectron2.config import CfgNode, configurable
 from detectron2.data import transforms as T
 
 from ..io import DataError, mask_source_name, normalize_expression, read_masks
@@ -41,8 +43,9 @@ class RefVOSTrainMapper:
     """Record -> training clip dict (``frames``, ``expression``, ``targets``, ...; see ``DEVELOPERS.md``)."""
 
     @configurable
-    def __init__(self, *, augmentations: List[T.Augmentation], sampling_frame_num: int,
-                 max_aug_tries: int = 10):
+    def __init__(
+        self, *, augmentations: List[T.Augmentation], sampling_frame_num: int, max_aug_tries: int = 10
+    ):
         """
         Args:
             augmentations: sampled once per clip, applied to every frame and mask.
@@ -55,7 +58,7 @@ class RefVOSTrainMapper:
         self.max_aug_tries = max_aug_tries
 
     @classmethod
-    def from_config(cls, cfg, is_train: bool = True) -> dict:
+    def from_config(cls, cfg: CfgNode, is_train: bool = True) -> dict:
         return {
             "augmentations": build_clip_augmentation(cfg, is_train=True),
             "sampling_frame_num": cfg.INPUT.SAMPLING_FRAME_NUM,
@@ -83,8 +86,9 @@ class RefVOSTrainMapper:
             visible = np.flatnonzero(read_masks(record).any(axis=(1, 2)))
             if len(visible) == 0:
                 raise DataError(
-                    f"expression {record['video_id']}/{record['exp_id']} ({record['expression']!r}) refers to "
-                    f"object(s) {record['obj_ids']}, which appear in no mask under {mask_source_name(record)}"
+                    f"expression {record['video_id']}/{record['exp_id']} ({record['expression']!r}) "
+                    f"refers to object(s) {record['obj_ids']}, which appear in no mask under "
+                    f"{mask_source_name(record)}"
                 )
             indices = sample_window(n, length, int(visible[np.random.randint(len(visible))]))
             masks = read_masks(record, indices)
@@ -104,23 +108,26 @@ class RefVOSTrainMapper:
             expression = swap_left_right(expression)
 
         out = {k: v for k, v in record.items() if k not in _REWRITTEN}
-        out.update({
-            "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
-            "expression": expression,
-            "height": height,
-            "width": width,
-            "file_names": [files[i] for i in indices],
-            "frame_names": [record["frame_names"][i] for i in indices],
-            "frame_indices": list(indices),
-            "targets": targets,
-        })
+        out.update(
+            {
+                "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
+                "expression": expression,
+                "height": height,
+                "width": width,
+                "file_names": [files[i] for i in indices],
+                "frame_names": [record["frame_names"][i] for i in indices],
+                "frame_indices": list(indices),
+                "targets": targets,
+            }
+        )
         return out
 
 
 class RefVOSTestMapper:
     """Record -> inference dict: the whole video, resized with ``INPUT.MIN/MAX_SIZE_TEST``, no targets.
 
-    ``obj_ids`` and ``annotations`` pass through, so an evaluator reads ground truth with ``read_masks(input)``.
+    ``obj_ids`` and ``annotations`` pass through, so an evaluator reads ground truth with
+    ``read_masks(input)``.
     """
 
     @configurable
@@ -128,7 +135,7 @@ class RefVOSTestMapper:
         self.augmentations = T.AugmentationList(augmentations)
 
     @classmethod
-    def from_config(cls, cfg, is_train: bool = False) -> dict:
+    def from_config(cls, cfg: CfgNode, is_train: bool = False) -> dict:
         return {"augmentations": build_clip_augmentation(cfg, is_train=False)}
 
     def __call__(self, record: dict) -> dict:
@@ -137,16 +144,20 @@ class RefVOSTestMapper:
         frames = read_frames(files, indices)
         height, width = frames[0].shape[:2]
         if record.get("height") is not None and (record["height"], record["width"]) != (height, width):
-            raise DataError(f"frame {files[0]} is {(height, width)}, the annotation file says "
-                            f"{(record['height'], record['width'])}")
+            raise DataError(
+                f"frame {files[0]} is {(height, width)}, the annotation file says "
+                f"{(record['height'], record['width'])}"
+            )
         tfm = self.augmentations(T.AugInput(frames[0]))
         out = {k: v for k, v in record.items() if k not in _REWRITTEN}
-        out.update({
-            "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
-            "expression": normalize_expression(record["expression"]),
-            "height": height,
-            "width": width,
-            "file_names": list(files),
-            "frame_names": list(record["frame_names"]),
-        })
+        out.update(
+            {
+                "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
+                "expression": normalize_expression(record["expression"]),
+                "height": height,
+                "width": width,
+                "file_names": list(files),
+                "frame_names": list(record["frame_names"]),
+            }
+        )
         return out

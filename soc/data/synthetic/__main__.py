@@ -1,4 +1,5 @@
 """Command line of the SynthRVOS generator: ``python -m soc.data.synthetic --help``."""
+
 import argparse
 import sys
 from typing import List, Optional, Tuple
@@ -21,21 +22,40 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--videos", type=int, required=True, help="number of videos")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--frames", default="8:16", help="MIN:MAX frames per video (default 8:16)")
-    parser.add_argument("--size", default=None,
-                        help="HxW; default " + ", ".join(f"{k} {h}x{w}" for k, (h, w) in DEFAULT_SIZES.items()))
-    parser.add_argument("--split", default=None, choices=("train", "valid", "test", "all"),
-                        help="default " + ", ".join(f"{k} {v}" for k, v in DEFAULT_SPLITS.items()))
-    parser.add_argument("--force", action="store_true", help="replace previously generated files of this split")
+    parser.add_argument(
+        "--size",
+        default=None,
+        help="HxW; default " + ", ".join(f"{k} {h}x{w}" for k, (h, w) in DEFAULT_SIZES.items()),
+    )
+    parser.add_argument(
+        "--split",
+        default=None,
+        choices=("train", "valid", "test", "all"),
+        help="default " + ", ".join(f"{k} {v}" for k, v in DEFAULT_SPLITS.items()),
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace previously generated files of this split"
+    )
     args = parser.parse_args(argv)
     try:
-        truth = generate(args.out, args.format, args.videos, args.seed, frames=_pair(args.frames, ":"),
-                         size=_pair(args.size, "x") if args.size else None, split=args.split, force=args.force)
+        truth = generate(
+            args.out,
+            args.format,
+            args.videos,
+            args.seed,
+            frames=_pair(args.frames, ":"),
+            size=_pair(args.size, "x") if args.size else None,
+            split=args.split,
+            force=args.force,
+        )
     except (FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     n_exp = sum(len(v["expressions"]) for v in truth["videos"].values())
-    print(f"wrote {len(truth['videos'])} videos, {n_exp} expressions ({len(truth['temporal'])} temporal) "
-          f"to {args.out} [{args.format}/{truth['split']}]")
+    print(
+        f"wrote {len(truth['videos'])} videos, {n_exp} expressions ({len(truth['temporal'])} temporal) "
+        f"to {args.out} [{args.format}/{truth['split']}]"
+    )
     return 0
 
 

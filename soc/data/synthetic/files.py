@@ -1,4 +1,6 @@
-"""Deterministic file writers: the same arrays always give the same bytes (fixed encoder settings, no timestamps)."""
+"""Deterministic file writers: the same arrays always give the same bytes (fixed encoder settings, no
+timestamps)."""
+
 from __future__ import annotations
 
 import io
@@ -11,8 +13,16 @@ from PIL import Image
 
 from ..io import davis_palette
 
-__all__ = ["write_jpeg", "write_png_rgb", "write_palette_png", "write_json", "write_text", "write_mp4",
-           "write_h5", "write_mat"]
+__all__ = [
+    "write_jpeg",
+    "write_png_rgb",
+    "write_palette_png",
+    "write_json",
+    "write_text",
+    "write_mp4",
+    "write_h5",
+    "write_mat",
+]
 
 JPEG_QUALITY = 95
 _PALETTE = davis_palette()

@@ -1,7 +1,8 @@
 """``generate(out, format, videos, seed, ...)``: draw SynthRVOS videos and write them in a benchmark's format.
 
 Determinism: video i is drawn from ``numpy.random.default_rng([seed, i])`` and the temporal videos are a
-seeded choice of ``round(temporal_fraction * videos)`` indices, so the same arguments give byte-identical files.
+seeded choice of ``round(temporal_fraction * videos)`` indices, so the same arguments give byte-identical
+files.
 
 Overwriting: each format owns some paths under ``out`` (e.g. ytvos ``train``: ``train/`` and
 ``meta_expressions/train/``). Generation refuses, unless ``force``, when an owned path exists or when ``out``
@@ -9,6 +10,7 @@ holds anything that is not part of the format's layout; so another split can be 
 one (ytvos train + valid in one root), but nothing is overwritten. ``force`` deletes the owned paths first and
 leaves everything else alone.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,15 +31,28 @@ logger = logging.getLogger(__name__)
 FORMATS = ("ytvos", "davis", "a2d", "jhmdb")
 DEFAULT_SIZES = {"ytvos": (96, 160), "davis": (96, 160), "a2d": (320, 426), "jhmdb": (240, 320)}
 DEFAULT_SPLITS = {"ytvos": "train", "davis": "valid", "a2d": "all", "jhmdb": "test"}
-_SPLITS = {"ytvos": ("train", "valid"), "davis": ("train", "valid"), "a2d": ("train", "test", "all"),
-           "jhmdb": ("test",)}
+_SPLITS = {
+    "ytvos": ("train", "valid"),
+    "davis": ("train", "valid"),
+    "a2d": ("train", "test", "all"),
+    "jhmdb": ("test",),
+}
 _LAYOUT = {  # top-level entries a format may have under its root
     "ytvos": {"train", "valid", "test", "meta_expressions"},
     "davis": {"train", "valid", "meta_expressions", "DAVIS", "davis_text_annotations"},
-    "a2d": {"Release", "text_annotations", "a2d_sentences_single_frame_train_annotations.json",
-            "a2d_sentences_single_frame_test_annotations.json"},
-    "jhmdb": {"Rename_Images", "puppet_mask", "jhmdb_annotation.txt", "jhmdb_sentences_samples_metadata.json",
-              "temporal_expressions.json"},
+    "a2d": {
+        "Release",
+        "text_annotations",
+        "a2d_sentences_single_frame_train_annotations.json",
+        "a2d_sentences_single_frame_test_annotations.json",
+    },
+    "jhmdb": {
+        "Rename_Images",
+        "puppet_mask",
+        "jhmdb_annotation.txt",
+        "jhmdb_sentences_samples_metadata.json",
+        "temporal_expressions.json",
+    },
 }
 _HEX = np.array(list("0123456789abcdef"))
 _YT = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
@@ -121,7 +136,8 @@ def generate(
         seed: everything is a function of it.
         frames: (min, max) frames per video.
         size: (H, W); default 96x160 (ytvos, davis), 320x426 (a2d), 240x320 (jhmdb).
-        split: ytvos/davis ``train`` | ``valid``; a2d ``train`` | ``test`` | ``all`` (both subsets in one root,
+        split: ytvos/davis ``train`` | ``valid``; a2d ``train`` | ``test`` | ``all`` (both subsets in one
+        root,
             a ``test_fraction`` of the videos flagged test); jhmdb ``test``. Default: ytvos ``train``,
             davis ``valid``, a2d ``all``, jhmdb ``test``.
         force: replace previously generated paths of this format/split.
@@ -135,7 +151,8 @@ def generate(
         per video ``frames`` uint8 (T, H, W, 3) as drawn (before JPEG/mp4 compression), ``frame_names``,
         ``masks`` {object id: bool (T, H, W)} (ids as in the format: palette values; A2D instance ids;
         JHMDB the actor is ``actor``), ``objects``, ``expressions`` {exp_id: {"exp", "obj_id", "temporal",
-        "family"}}, ``split``; A2D/JHMDB also ``annotated_frames`` (0-based), JHMDB ``mask_frames``, ``action``.
+        "family"}}, ``split``; A2D/JHMDB also ``annotated_frames`` (0-based), JHMDB ``mask_frames``,
+        ``action``.
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
@@ -156,8 +173,12 @@ def generate(
         n_extra = max(1, videos // 4) if test_videos is None else test_videos
     n_temporal = int(round(temporal_fraction * videos))
     temporal_ids = set(np.random.default_rng(seed).permutation(videos)[:n_temporal].tolist())
-    writer = {"ytvos": lambda: YtvosWriter(out, split), "davis": lambda: DavisWriter(out, split),
-              "a2d": lambda: A2DWriter(out), "jhmdb": lambda: JHMDBWriter(out)}[format]()
+    writer = {
+        "ytvos": lambda: YtvosWriter(out, split),
+        "davis": lambda: DavisWriter(out, split),
+        "a2d": lambda: A2DWriter(out),
+        "jhmdb": lambda: JHMDBWriter(out),
+    }[format]()
     taken: set = set()
     for i in tqdm(range(videos + n_extra), desc=f"SynthRVOS {format}/{split}", disable=not progress):
         rng = np.random.default_rng([seed, i])
@@ -170,20 +191,34 @@ def generate(
             writer.add(item, extra=i >= videos)
         elif format == "davis":
             first = video.scene.objects[0]
-            item.update(vid=f"{first.colour}-{first.shape}-{i:03d}", frame_names=[f"{k:05d}" for k in range(t)])
+            item.update(
+                vid=f"{first.colour}-{first.shape}-{i:03d}", frame_names=[f"{k:05d}" for k in range(t)]
+            )
             writer.add(item)
         elif format == "a2d":
             subset = {"train": 0, "test": 1}.get(split, int(rng.random() < test_fraction))
             codes = {o.obj_id: int(rng.choice(A2D_ACTOR_ACTIONS)) for o in video.scene.objects}
-            item.update(vid=_unique_id(rng, _YT, 11, taken), frame_names=[f"{k + 1:05d}" for k in range(t)],
-                        subset=subset, codes=codes, annotated=annotated)
+            item.update(
+                vid=_unique_id(rng, _YT, 11, taken),
+                frame_names=[f"{k + 1:05d}" for k in range(t)],
+                subset=subset,
+                codes=codes,
+                annotated=annotated,
+            )
             writer.add(item)
         else:
             action = str(rng.choice(JHMDB_ACTIONS))
-            n_masks = t - 1 if (t > 3 and rng.random() < 0.3) else t  # JHMDB: masks may stop before the frames
+            n_masks = (
+                t - 1 if (t > 3 and rng.random() < 0.3) else t
+            )  # JHMDB: masks may stop before the frames
             drawn = sorted(rng.choice(n_masks, size=min(3, n_masks), replace=False).tolist())
-            item.update(vid=f"Synth_clip_{i:04d}_{action}_f_cm_np1_fr_med_0", action=action,
-                        frame_names=[f"{k + 1:05d}" for k in range(t)], mask_frames=n_masks, annotated=drawn)
+            item.update(
+                vid=f"Synth_clip_{i:04d}_{action}_f_cm_np1_fr_med_0",
+                action=action,
+                frame_names=[f"{k + 1:05d}" for k in range(t)],
+                mask_frames=n_masks,
+                annotated=drawn,
+            )
             writer.add(item)
     if format == "a2d":
         truth = writer.finish(missed=[_unique_id(np.random.default_rng([seed, 2**32 - 1]), _YT, 11, taken)])

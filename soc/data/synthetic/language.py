@@ -4,6 +4,7 @@ An expression is a template plus the attribute values it names (shape, colour, s
 valid for an object when no other object of the video has all those values (motion by the set of phrases that
 truthfully describe it, so "moves left" also matches an object that leaves the frame to the left).
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -16,9 +17,14 @@ __all__ = ["FAMILIES", "Expression", "object_attributes", "candidate_expressions
 
 FAMILIES = ("appearance", "spatial", "motion", "combination")
 _ING = {
-    "moves left": "moving left", "moves right": "moving right", "moves up": "moving up",
-    "moves down": "moving down", "stays still": "staying still", "turns around": "turning around",
-    "appears later": "appearing later", "leaves the frame": "leaving the frame",
+    "moves left": "moving left",
+    "moves right": "moving right",
+    "moves up": "moving up",
+    "moves down": "moving down",
+    "stays still": "staying still",
+    "turns around": "turning around",
+    "appears later": "appearing later",
+    "leaves the frame": "leaving the frame",
 }
 # (family, template, attribute keys it names)
 _TEMPLATES = (
@@ -47,8 +53,14 @@ def object_attributes(scene: Scene, obj: SceneObject) -> Dict[str, object]:
     mask = scene.mask(obj.obj_id)
     t, h, w = mask.shape
     ys, xs = np.nonzero(mask.reshape(t * h, w))
-    attrs: Dict[str, object] = {"shape": obj.shape, "colour": obj.colour, "size": obj.size,
-                                "motion": obj.motion_set, "hside": None, "vside": None}
+    attrs: Dict[str, object] = {
+        "shape": obj.shape,
+        "colour": obj.colour,
+        "size": obj.size,
+        "motion": obj.motion_set,
+        "hside": None,
+        "vside": None,
+    }
     if len(xs):
         mx, my = xs.mean() / w, (ys % h).mean() / h
         attrs["hside"] = "left" if mx < 0.4 else "right" if mx > 0.6 else None
@@ -66,7 +78,9 @@ def _matches(attrs: Dict[str, object], values: Dict[str, object]) -> bool:
     return True
 
 
-def candidate_expressions(scene: Scene, obj: SceneObject, families: Optional[Tuple[str, ...]] = None) -> List[Expression]:
+def candidate_expressions(
+    scene: Scene, obj: SceneObject, families: Optional[Tuple[str, ...]] = None
+) -> List[Expression]:
     """All template expressions that name ``obj`` and no other object of the scene."""
     attrs = {o.obj_id: object_attributes(scene, o) for o in scene.objects}
     mine = attrs[obj.obj_id]

@@ -1,7 +1,9 @@
 """SynthRVOS scenes: a textured drifting background and 2-4 shapes with a colour, a size and a motion,
 drawn back to front; each object's mask is its visible part (empty when it has left, is hidden or has not
-appeared yet). Everything is drawn from a ``numpy.random.Generator``, so a scene is a pure function of its seed.
+appeared yet). Everything is drawn from a ``numpy.random.Generator``, so a scene is a pure function of its
+seed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,8 +25,16 @@ COLOURS = {
     "white": (248, 248, 248),
 }
 SIZES = {"small": 0.10, "large": 0.17}  # radius as a fraction of min(H, W)
-MOTIONS = ("moves left", "moves right", "moves up", "moves down", "stays still", "turns around",
-           "appears later", "leaves the frame")
+MOTIONS = (
+    "moves left",
+    "moves right",
+    "moves up",
+    "moves down",
+    "stays still",
+    "turns around",
+    "appears later",
+    "leaves the frame",
+)
 _DIRS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 
 
@@ -103,7 +113,7 @@ def _background(rng: np.random.Generator, h: int, w: int, t: int) -> np.ndarray:
     for i in range(t):
         ox = int(round(margin + velocity[0] * i))
         oy = int(round(margin + velocity[1] * i))
-        frames[i] = texture[oy:oy + h, ox:ox + w]
+        frames[i] = texture[oy : oy + h, ox : ox + w]
     return frames
 
 
@@ -117,8 +127,12 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> List[L
     if shape == "triangle":
         return [pts([r] * 3, [-np.pi / 2 + k * 2 * np.pi / 3 for k in range(3)])]
     if shape == "star":
-        return [pts([r if k % 2 == 0 else 0.45 * r for k in range(10)],
-                    [-np.pi / 2 + k * np.pi / 5 for k in range(10)])]
+        return [
+            pts(
+                [r if k % 2 == 0 else 0.45 * r for k in range(10)],
+                [-np.pi / 2 + k * np.pi / 5 for k in range(10)],
+            )
+        ]
     if shape == "cross":
         a, b = r, r / 3
         bars = []
@@ -161,7 +175,9 @@ def _trajectory(rng: np.random.Generator, motion: str, r: float, h: int, w: int,
         frac = (0.35, 0.55) if motion.startswith("moves") else (0.3, 0.45)
         dist = min(rng.uniform(*frac) * (w, h)[axis], extent)
         start = rng.uniform(lo, hi)
-        start[axis] = rng.uniform(lo[axis], hi[axis] - dist) if d[axis] > 0 else rng.uniform(lo[axis] + dist, hi[axis])
+        start[axis] = (
+            rng.uniform(lo[axis], hi[axis] - dist) if d[axis] > 0 else rng.uniform(lo[axis] + dist, hi[axis])
+        )
         profile = s if motion.startswith("moves") else 1 - np.abs(2 * s - 1)
         centres = start[None] + d[None] * dist * profile[:, None]
     elif motion == "stays still":
@@ -184,7 +200,9 @@ def _trajectory(rng: np.random.Generator, motion: str, r: float, h: int, w: int,
     return centres, present, direction
 
 
-def sample_scene(rng: np.random.Generator, h: int, w: int, t: int, temporal: bool) -> Tuple[List[SceneObject], List[int], Tuple[int, ...]]:
+def sample_scene(
+    rng: np.random.Generator, h: int, w: int, t: int, temporal: bool
+) -> Tuple[List[SceneObject], List[int], Tuple[int, ...]]:
     """Draw 2-4 objects (a look-alike pair differing only in motion when ``temporal``) and a depth order."""
     k = int(rng.integers(2, 5))
     looks: List[Tuple[str, str, str]] = []
@@ -211,8 +229,15 @@ def sample_scene(rng: np.random.Generator, h: int, w: int, t: int, temporal: boo
     return objects, depth, pair
 
 
-def render_scene(rng: np.random.Generator, objects: List[SceneObject], depth: List[int], h: int, w: int,
-                 t: int, pair: Tuple[int, ...] = ()) -> Scene:
+def render_scene(
+    rng: np.random.Generator,
+    objects: List[SceneObject],
+    depth: List[int],
+    h: int,
+    w: int,
+    t: int,
+    pair: Tuple[int, ...] = (),
+) -> Scene:
     """Draw the background and the objects back to front. Returns the frames and the visible-id map."""
     frames = _background(rng, h, w, t)
     index = np.zeros((t, h, w), dtype=np.uint8)

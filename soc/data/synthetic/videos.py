@@ -1,4 +1,5 @@
 """One SynthRVOS video: scene plus expressions, resampled until every constraint holds (deterministically)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,10 +52,20 @@ def _expressions_for(rng, scene: Scene, obj, style: str, temporal: bool) -> List
     return [VideoExpression(obj.obj_id, f, text, temporal) for f, text in picked]
 
 
-def draw_video(rng: np.random.Generator, h: int, w: int, t: int, *, temporal: bool, style: str,
-               annotated: Optional[Sequence[int]] = None, max_tries: int = 200) -> SynthVideo:
-    """Draw a video whose every object is visible in at least ``max(2, T//4)`` frames (and, with
-    ``annotated``, in one of those frames) and has at least one unique expression.
+def draw_video(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    t: int,
+    *,
+    temporal: bool,
+    style: str,
+    annotated: Optional[Sequence[int]] = None,
+    max_tries: int = 200,
+) -> SynthVideo:
+    """Draw a video whose every object is visible in at least ``max(2, T//4)`` frames and has at least one
+    unique expression; with ``annotated`` (A2D), every object is visible in one of those frames and every one
+    of those frames shows an object.
 
     Args:
         temporal: include a look-alike pair differing only in motion, described by motion expressions.
@@ -68,8 +79,11 @@ def draw_video(rng: np.random.Generator, h: int, w: int, t: int, *, temporal: bo
         visible = {o.obj_id: (scene.mask(o.obj_id).sum(axis=(1, 2)) >= 4) for o in objects}
         if any(v.sum() < min_visible for v in visible.values()):
             continue
-        if annotated is not None and any(not v[list(annotated)].any() for v in visible.values()):
-            continue
+        if annotated is not None and (
+            any(not v[list(annotated)].any() for v in visible.values())
+            or not np.any([v[list(annotated)] for v in visible.values()], axis=0).all()
+        ):
+            continue  # A2D: every object in some annotated frame, and some object in every annotated frame
         targets = objects
         actor = None
         if style == "jhmdb":
