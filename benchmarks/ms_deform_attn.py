@@ -11,8 +11,8 @@ model (the encoder's reference is the query's own pixel, the decoder's a random 
 
 Each configuration runs in a fresh subprocess so that its peak memory can be read from ``ru_maxrss``:
 "peak MB" is the highest resident set size during the runs minus the resident set size just before them
-(inputs allocated), i.e. the memory the op and its autograd graph add. Times are the median of ``--repeat``
-runs after one warm-up run.
+(inputs allocated), i.e. the memory the op and its autograd graph add. Times are the median and the minimum
+of ``--repeat`` runs after one warm-up run; the minimum is the steadier figure on a shared machine.
 
     python benchmarks/ms_deform_attn.py --threads 2 --repeat 3
 """
@@ -102,6 +102,7 @@ def _worker(
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {
         "seconds": statistics.median(times),
+        "min_seconds": min(times),
         "peak_mb": max(0, peak - rss_before) / 2**20,
         "Lq": loc.shape[1],
         "S": value.shape[1],
@@ -150,8 +151,8 @@ def main() -> None:
         f"levels {_level_shapes()}, N={args.frames}, M={HEADS}, D={HEAD_DIM}, P={POINTS}, "
         f"repeat={args.repeat}"
     )
-    header = f"{'shape':8} {'Lq':>5} {'mode':17} {'kernel ms':>10} {'reference ms':>13} {'speed-up':>9} "
-    header += f"{'kernel peak MB':>15} {'reference peak MB':>18}"
+    header = f"{'shape':8} {'Lq':>5} {'mode':17} {'kernel ms med (min)':>20} {'reference ms med (min)':>23} "
+    header += f"{'speed-up med (min)':>19} {'kernel peak MB':>15} {'reference peak MB':>18}"
     print(header)
     results = {}
     for shape in args.shapes:
@@ -159,17 +160,23 @@ def main() -> None:
             r = {b: _run_config(args, shape, b, mode) for b in BACKENDS}
             results[shape, mode] = r
             k, ref = r["kernel"], r["reference"]
+            kt = f"{1e3 * k['seconds']:.1f} ({1e3 * k['min_seconds']:.1f})"
+            rt = f"{1e3 * ref['seconds']:.1f} ({1e3 * ref['min_seconds']:.1f})"
+            su = f"{ref['seconds'] / k['seconds']:.1f}x ({ref['min_seconds'] / k['min_seconds']:.1f}x)"
             print(
-                f"{shape:8} {k['Lq']:>5} {mode:17} {1e3 * k['seconds']:>10.1f} {1e3 * ref['seconds']:>13.1f} "
-                f"{ref['seconds'] / k['seconds']:>8.1f}x {k['peak_mb']:>15.1f} {ref['peak_mb']:>18.1f}"
+                f"{shape:8} {k['Lq']:>5} {mode:17} {kt:>20} {rt:>23} {su:>19} "
+                f"{k['peak_mb']:>15.1f} {ref['peak_mb']:>18.1f}"
             )
     if ("encoder", "forward+backward") in results:
         r = results["encoder", "forward+backward"]
-        speedup = r["reference"]["seconds"] / r["kernel"]["seconds"]
+        speedup = min(
+            r["reference"]["seconds"] / r["kernel"]["seconds"],
+            r["reference"]["min_seconds"] / r["kernel"]["min_seconds"],
+        )
         ok = speedup >= 4 and r["kernel"]["peak_mb"] <= r["reference"]["peak_mb"]
         print(
-            f"goal (encoder forward+backward: kernel >= 4x faster, memory no higher): "
-            f"{'met' if ok else 'NOT met'} ({speedup:.1f}x, {r['kernel']['peak_mb']:.0f} MB vs "
+            f"goal (encoder forward+backward: kernel >= 4x faster by median and by minimum, memory no higher): "
+            f"{'met' if ok else 'NOT met'} (>= {speedup:.1f}x, {r['kernel']['peak_mb']:.0f} MB vs "
             f"{r['reference']['peak_mb']:.0f} MB)"
         )
 

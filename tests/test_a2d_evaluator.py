@@ -1,5 +1,6 @@
 """A2DSentencesEvaluator / JHMDBSentencesEvaluator: formats_metrics §6.4 end to end (P@K, oIoU, mIoU and
 COCOeval mAP from pycocotools), every-query mAP, GT from masks, from h5/mat files and from a COCO json."""
+
 import json
 import os
 
@@ -23,17 +24,40 @@ Z = np.zeros((5, 5), bool)
 SAMPLES = [(G, 0.9), (sq(1, 4, 2, 5), 0.8), (Z, 0.7)]  # (prediction, score); the GT is G for each
 
 EXPECTED_6_4 = {
-    "P@0.5": 2 / 3, "P@0.6": 1 / 3, "P@0.7": 1 / 3, "P@0.8": 1 / 3, "P@0.9": 1 / 3,
-    "oIoU": 0.5, "mIoU": 0.50000005,
-    "mAP": 0.369307, "AP50": 0.663366, "AP75": 0.336634, "APs": 0.369307, "APm": -1.0, "APl": -1.0,
-    "AR1": 0.366667, "AR10": 0.366667, "AR100": 0.366667,
+    "P@0.5": 2 / 3,
+    "P@0.6": 1 / 3,
+    "P@0.7": 1 / 3,
+    "P@0.8": 1 / 3,
+    "P@0.9": 1 / 3,
+    "oIoU": 0.5,
+    "mIoU": 0.50000005,
+    "mAP": 0.369307,
+    "AP50": 0.663366,
+    "AP75": 0.336634,
+    "APs": 0.369307,
+    "APm": -1.0,
+    "APl": -1.0,
+    "AR1": 0.366667,
+    "AR10": 0.366667,
+    "AR100": 0.366667,
 }
 
 
 def a2d_records(n=3):
-    return [{"video_id": "vidA", "exp_id": "0", "instance_id": 0, "frame_idx": 10 * (i + 1),
-             "annotated_frame": 10 * (i + 1) - 1, "image_id": f"v_vidA_f_{10 * (i + 1)}_i_0", "height": 5,
-             "width": 5, "obj_ids": [0]} for i in range(n)]
+    return [
+        {
+            "video_id": "vidA",
+            "exp_id": "0",
+            "instance_id": 0,
+            "frame_idx": 10 * (i + 1),
+            "annotated_frame": 10 * (i + 1) - 1,
+            "image_id": f"v_vidA_f_{10 * (i + 1)}_i_0",
+            "height": 5,
+            "width": 5,
+            "obj_ids": [0],
+        }
+        for i in range(n)
+    ]
 
 
 def outputs_all_queries(samples, extra=None):
@@ -44,8 +68,14 @@ def outputs_all_queries(samples, extra=None):
         if extra and i in extra:
             masks.append(extra[i][0])
             scores.append(extra[i][1])
-        outs.append({"query_masks": np.stack(masks)[None], "query_scores": np.array(scores)[None],
-                     "pred_masks": mask[None], "score": score})
+        outs.append(
+            {
+                "query_masks": np.stack(masks)[None],
+                "query_scores": np.array(scores)[None],
+                "pred_masks": mask[None],
+                "score": score,
+            }
+        )
     return outs
 
 
@@ -76,7 +106,8 @@ def test_top1_only_outputs():
 def test_every_query_enters_map_but_not_precision():
     # A second query on s3 with the right mask and score 0.1. Hand-derived COCO AP (101 recall points):
     # IoU 0.5: TP, TP, FP, TP -> precision 1 up to recall 2/3 (67 points), 3/4 after (34 points): 92.5/101;
-    # IoU >= 0.55: s2 is a FP -> precision 1 up to recall 1/3 (34 points), 1/2 up to 2/3 (33 points): 50.5/101.
+    # IoU >= 0.55: s2 is a FP -> precision 1 up to recall 1/3 (34 points), 1/2 up to 2/3 (33 points):
+    # 50.5/101.
     outs = outputs_all_queries(SAMPLES, extra={2: (G, 0.1)})
     res = evaluate(A2DSentencesEvaluator(gt_reader=lambda rec: G[None]), a2d_records(), outs)["a2d_sentences"]
     assert res["AP50"] == pytest.approx(92.5 / 101, abs=TOL)
@@ -108,8 +139,17 @@ def test_gt_from_coco_json(tmp_path):
     for i, rec in enumerate(records):
         rle = encode_mask(G)
         gt["images"].append({"id": rec["image_id"], "height": 5, "width": 5})
-        gt["annotations"].append({"id": i + 1, "image_id": rec["image_id"], "category_id": 1, "segmentation": rle,
-                                  "area": 9.0, "bbox": [1.0, 1.0, 3.0, 3.0], "iscrowd": 0})
+        gt["annotations"].append(
+            {
+                "id": i + 1,
+                "image_id": rec["image_id"],
+                "category_id": 1,
+                "segmentation": rle,
+                "area": 9.0,
+                "bbox": [1.0, 1.0, 3.0, 3.0],
+                "iscrowd": 0,
+            }
+        )
     path = tmp_path / "a2d_sentences_test_annotations_in_coco_format.json"
     path.write_text(json.dumps(gt))
 
@@ -133,7 +173,9 @@ def test_default_reader_a2d_h5(tmp_path):
             f["reMask"] = G.T.astype(np.uint8)
             f["reBBox"] = np.array([[1.0], [1.0], [3.0], [3.0]])
             f["id"] = np.array([[11.0]])
-        rec = dict(a2d_records()[i], obj_ids=[3], instance_id=3, annotations={"type": "a2d_h5", "file": str(path)})
+        rec = dict(
+            a2d_records()[i], obj_ids=[3], instance_id=3, annotations={"type": "a2d_h5", "file": str(path)}
+        )
         del rec["image_id"]  # built from video, frame and instance
         records.append(rec)
     ev = A2DSentencesEvaluator(output_dir=str(tmp_path / "out"))
@@ -149,8 +191,17 @@ def test_jhmdb_image_ids_and_mat_reader(tmp_path):
 
     mat = tmp_path / "puppet_mask.mat"
     scipy.io.savemat(mat, {"part_mask": np.stack([G] * 40, axis=-1).astype(np.uint8)})  # (H, W, T)
-    records = [{"video_id": "run_01", "exp_id": "0", "frame_idx": f, "annotated_frame": f - 1, "obj_ids": [1],
-                "annotations": {"type": "jhmdb_mat", "file": str(mat), "frame": f - 1}} for f in (5, 17, 33)]
+    records = [
+        {
+            "video_id": "run_01",
+            "exp_id": "0",
+            "frame_idx": f,
+            "annotated_frame": f - 1,
+            "obj_ids": [1],
+            "annotations": {"type": "jhmdb_mat", "file": str(mat), "frame": f - 1},
+        }
+        for f in (5, 17, 33)
+    ]
     ev = JHMDBSentencesEvaluator(output_dir=str(tmp_path / "out"))
     res = evaluate(ev, records, outputs_all_queries(SAMPLES))
     check(res["jhmdb_sentences"], EXPECTED_6_4)
@@ -159,12 +210,13 @@ def test_jhmdb_image_ids_and_mat_reader(tmp_path):
 
 
 def test_temporal_subset_reported():
-    records = a2d_records()
-    records[1] = dict(records[1], temporal=True)
-    res = evaluate(A2DSentencesEvaluator(gt_reader=lambda r: G[None]), records,
-                   outputs_all_queries(SAMPLES))["a2d_sentences"]
-    # all three samples share the key vidA/0, so the flagged key covers all of them
-    assert res["temporal/oIoU"] == pytest.approx(0.5)
+    records = [dict(r, exp_id=str(i)) for i, r in enumerate(a2d_records())]  # three expressions
+    records[0]["temporal"] = True
+    res = evaluate(A2DSentencesEvaluator(gt_reader=lambda r: G[None]), records, outputs_all_queries(SAMPLES))[
+        "a2d_sentences"
+    ]
+    assert res["temporal/oIoU"] == pytest.approx(1.0) and res["temporal/P@0.9"] == pytest.approx(1.0)
+    assert res["oIoU"] == pytest.approx(0.5)
 
 
 # ------------------------------------------------------------------------------------------ 2 processes
@@ -195,7 +247,10 @@ def test_two_processes_equal_one(tmp_path):
     launch(_worker, 2, dist_url="auto", args=(out_file,))
     with open(out_file) as f:
         dist = json.load(f)
-    single = evaluate(A2DSentencesEvaluator(gt_reader=lambda r: G[None]), a2d_records(),
-                      outputs_all_queries(SAMPLES, extra={2: (G, 0.1)}))
+    single = evaluate(
+        A2DSentencesEvaluator(gt_reader=lambda r: G[None]),
+        a2d_records(),
+        outputs_all_queries(SAMPLES, extra={2: (G, 0.1)}),
+    )
     assert dist["a2d_sentences"] == pytest.approx(single["a2d_sentences"], abs=1e-12)
     assert os.path.getsize(out_file) > 0

@@ -1,4 +1,5 @@
 """Deformable transformer: shapes, reference points, valid ratios, box refinement, per-frame independence."""
+
 import pytest
 import torch
 
@@ -16,8 +17,17 @@ SIZES = [(8, 12), (4, 6), (2, 3), (1, 2)]
 @pytest.fixture(scope="module")
 def transformer():
     torch.manual_seed(0)
-    t = DeformableTransformer(d_model=C, nhead=4, num_encoder_layers=2, num_decoder_layers=3, dim_feedforward=16,
-                              dropout=0.0, num_feature_levels=4, dec_n_points=2, enc_n_points=2)
+    t = DeformableTransformer(
+        d_model=C,
+        nhead=4,
+        num_encoder_layers=2,
+        num_decoder_layers=3,
+        dim_feedforward=16,
+        dropout=0.0,
+        num_feature_levels=4,
+        dec_n_points=2,
+        enc_n_points=2,
+    )
     with torch.no_grad():
         for p in t.parameters():
             p.add_(0.05 * torch.randn_like(p))  # leave the init's zeros, which hide wiring
@@ -58,7 +68,7 @@ def test_shapes(transformer, heads):
 
 
 def test_box_refinement_chain(transformer, heads):
-    """Each layer's reference = sigmoid(head(hs) + inverse_sigmoid(previous)); layer 0 refines only (cx, cy)."""
+    """Reference after layer l = sigmoid(head_l(hs_l) + inverse_sigmoid(previous)); layer 0: (cx, cy) only."""
     srcs, masks, pos = _inputs(2)
     query = torch.randn(Q, C)
     with torch.no_grad():
@@ -67,7 +77,9 @@ def test_box_refinement_chain(transformer, heads):
         expect0 = torch.cat([d0[..., :2] + inverse_sigmoid(init_ref), d0[..., 2:]], -1).sigmoid()
         torch.testing.assert_close(refs[0], expect0)
         for lid in (1, 2):
-            torch.testing.assert_close(refs[lid], (heads[lid](hs[lid]) + inverse_sigmoid(refs[lid - 1])).sigmoid())
+            torch.testing.assert_close(
+                refs[lid], (heads[lid](hs[lid]) + inverse_sigmoid(refs[lid - 1])).sigmoid()
+            )
     # without box heads the reference is never refined
     with torch.no_grad():
         _, _, init_ref, refs = transformer(srcs, masks, pos, query, None)
@@ -85,8 +97,9 @@ def test_frames_are_independent(transformer, heads):
     query = torch.randn(Q, C)
     with torch.no_grad():
         hs, memory, _, refs = transformer(srcs, masks, pos, query, heads)
-        hs1, memory1, _, refs1 = transformer([s[2:] for s in srcs], [m[2:] for m in masks], [p[2:] for p in pos],
-                                             query, heads)
+        hs1, memory1, _, refs1 = transformer(
+            [s[2:] for s in srcs], [m[2:] for m in masks], [p[2:] for p in pos], query, heads
+        )
     torch.testing.assert_close(hs[:, 2:], hs1, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(refs[:, 2:], refs1, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(memory[0][2:], memory1[0], rtol=1e-5, atol=1e-5)

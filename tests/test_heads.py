@@ -1,4 +1,5 @@
 """Heads and post-processing: MLP, FPN pixel decoder, dynamic mask head, query selection, mask resizing."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -61,11 +62,13 @@ def test_dynamic_mask_head_matches_grouped_convolutions():
     feats, sizes = torch.randn(B, T, 8, h, w), torch.tensor([[20, 24], [18, 22]])
     out = head(queries, refs, feats, sizes)
     assert out.shape == (B, T, Q, h, w)
-    torch.testing.assert_close(out, _grouped_conv_reference(head, queries, refs, feats, sizes), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        out, _grouped_conv_reference(head, queries, refs, feats, sizes), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_relative_coordinates_are_in_pixels():
-    """A single dynamic layer that reads only the x (then y) coordinate channel returns it: ref·W − (4j + 2)."""
+    """One dynamic layer reading only the x (then y) coordinate channel returns it: ref·W − (4j + 2)."""
     head = DynamicMaskHead(hidden_dim=4, mask_dim=2, controller_layers=1, dynamic_channels=8)
     assert head.layer_shapes == [(1, 4)]
     refs = torch.tensor([[[[0.25, 0.5]]]])  # (cx, cy) normalised
@@ -86,7 +89,9 @@ def test_relative_coordinates_are_in_pixels():
 
 def test_select_query():
     # 2 frames, 3 queries, 2 classes; query 1 has the best mean over frames of its best class.
-    logits = torch.logit(torch.tensor([[[0.1, 0.2], [0.9, 0.1], [0.95, 0.0]], [[0.1, 0.3], [0.7, 0.8], [0.1, 0.0]]]))
+    logits = torch.logit(
+        torch.tensor([[[0.1, 0.2], [0.9, 0.1], [0.95, 0.0]], [[0.1, 0.3], [0.7, 0.8], [0.1, 0.0]]])
+    )
     scores, idx, score = select_query(logits)
     assert idx == 1
     assert float(score) == pytest.approx(0.8)  # mean(0.9, 0.7) = 0.8 > mean(0.1, 0.8), mean(0.95, 0.1)
@@ -102,7 +107,9 @@ def test_resize_without_padding_is_the_authors_straight_resize():
 def test_resize_crops_the_padding():
     logits = torch.randn(1, 6, 8)  # padded input 24×32, image 16×20
     out = resize_mask_logits(logits, (16, 20), (40, 50))
-    torch.testing.assert_close(out, F.interpolate(logits[:, None, :4, :5], size=(40, 50), mode="bilinear")[:, 0])
+    torch.testing.assert_close(
+        out, F.interpolate(logits[:, None, :4, :5], size=(40, 50), mode="bilinear")[:, 0]
+    )
 
 
 @pytest.mark.parametrize("input_size,output_size", [((18, 22), (45, 33)), ((23, 31), (23, 31))])
@@ -122,7 +129,9 @@ def test_resize_reproduces_linear_ramps_for_any_size(input_size, output_size):
     # away from the outermost half cell, where bilinear clamps to the border value
     inner_y = (y_in >= 2) & (y_in <= 4 * (-(-h // 4)) - 2)
     inner_x = (x_in >= 2) & (x_in <= 4 * (-(-w // 4)) - 2)
-    torch.testing.assert_close(out[0][inner_y][:, inner_x], expected[inner_y][:, inner_x], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(
+        out[0][inner_y][:, inner_x], expected[inner_y][:, inner_x], rtol=1e-5, atol=1e-4
+    )
 
 
 def test_boxes_to_original():

@@ -1,5 +1,7 @@
-"""soc.evaluation.metrics on hand-made masks: the worked examples of formats_metrics §6 (computed there with the
+"""soc.evaluation.metrics on hand-made masks: the worked examples of formats_metrics §6 (computed there with
+the
 official DAVIS code and pycocotools), reproduced to 1e-6, plus hand-derived edge cases."""
+
 import math
 
 import cv2
@@ -91,13 +93,16 @@ def test_example4_precision_recall_by_hand():
 
 
 def test_seg2bmap_3x3_example():
-    expected = np.array([
-        [1, 1, 1, 1, 0],
-        [1, 0, 0, 1, 0],
-        [1, 0, 0, 1, 0],
-        [1, 1, 1, 1, 0],
-        [0, 0, 0, 0, 0],
-    ], bool)
+    expected = np.array(
+        [
+            [1, 1, 1, 1, 0],
+            [1, 0, 0, 1, 0],
+            [1, 0, 0, 1, 0],
+            [1, 1, 1, 1, 0],
+            [0, 0, 0, 0, 0],
+        ],
+        bool,
+    )
     np.testing.assert_array_equal(seg2bmap(G), expected)
     # the image border is never a boundary: a full frame has none, and the right half of the frame has only
     # the background column just left of it
@@ -107,8 +112,18 @@ def test_seg2bmap_3x3_example():
     np.testing.assert_array_equal(seg2bmap(sq(0, 5, 3, 5)), expected)
 
 
-@pytest.mark.parametrize("h,w,r", [(5, 5, 1), (100, 100, 2), (240, 320, 4), (320, 568, 6), (480, 854, 8),
-                                   (720, 1280, 12), (1080, 1920, 18)])
+@pytest.mark.parametrize(
+    "h,w,r",
+    [
+        (5, 5, 1),
+        (100, 100, 2),
+        (240, 320, 4),
+        (320, 568, 6),
+        (480, 854, 8),
+        (720, 1280, 12),
+        (1080, 1920, 18),
+    ],
+)
 def test_radius_table(h, w, r):
     assert boundary_radius(h, w) == r
     assert boundary_radius(h, w) == math.ceil(0.008 * math.hypot(h, w))
@@ -123,8 +138,8 @@ def test_disk_kernel_differs_from_ellipse():
     for r, n_disk, n_ell in ((2, 13, 17), (8, 197, 213)):
         assert disk(r).sum() == n_disk
         assert cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)).sum() == n_ell
-    # A 1-px object vs the same moved (1 down, 2 right), r = 2: each boundary is a 2x2 block; the pixel pair at
-    # offset (1, 2) is outside disk(2) (1 + 4 > 4) but inside the 5x5 ellipse -> F = 3/4 vs 1.
+    # A 1-px object vs the same moved (1 down, 2 right), r = 2: each boundary is a 2x2 block; the pixel pair
+    # at offset (1, 2) is outside disk(2) (1 + 4 > 4) but inside the 5x5 ellipse -> F = 3/4 vs 1.
     gt, pred = np.zeros((20, 20), bool), np.zeros((20, 20), bool)
     gt[8, 8] = True
     pred[9, 10] = True
@@ -255,8 +270,17 @@ def test_coco_mask_ap_6_4():
         image_id = f"v_vid_f_{i + 1}_i_0"
         gt["images"].append({"id": image_id, "height": 5, "width": 5})
         r = rle(g)
-        gt["annotations"].append({"id": i + 1, "image_id": image_id, "category_id": 1, "segmentation": r,
-                                  "area": float(mask_util.area(r)), "bbox": list(mask_util.toBbox(r)), "iscrowd": 0})
+        gt["annotations"].append(
+            {
+                "id": i + 1,
+                "image_id": image_id,
+                "category_id": 1,
+                "segmentation": r,
+                "area": float(mask_util.area(r)),
+                "bbox": list(mask_util.toBbox(r)),
+                "iscrowd": 0,
+            }
+        )
         preds.append({"image_id": image_id, "category_id": 1, "segmentation": rle(p), "score": score})
     ap = coco_mask_ap(gt, preds)
     assert ap["mAP"] == pytest.approx((67 + 9 * 34) / 1010, abs=TOL)

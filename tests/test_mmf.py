@@ -1,4 +1,5 @@
 """MMF neck: the fusion block against a hand computation, the neck's levels, masks and sentence feature."""
+
 import math
 
 import pytest
@@ -66,7 +67,8 @@ SHAPES = {
 def _features(BT, H, W, seed=0):
     g = torch.Generator().manual_seed(seed)
     return {
-        n: torch.randn(BT, s.channels, -(-H // s.stride), -(-W // s.stride), generator=g) for n, s in SHAPES.items()
+        n: torch.randn(BT, s.channels, -(-H // s.stride), -(-W // s.stride), generator=g)
+        for n, s in SHAPES.items()
     }
 
 
@@ -91,7 +93,9 @@ def test_neck_levels(neck):
     assert [tuple(m.shape) for m in out["masks"]] == [(B * T, h, w) for h, w in sizes]
     assert out["text_feature"].shape == (B, 128)
     # padding masks: nearest-resized input mask
-    assert not out["masks"][0][:T].any() and out["masks"][0][T:, 6:].all() and not out["masks"][0][T:, :6].any()
+    assert (
+        not out["masks"][0][:T].any() and out["masks"][0][T:, 6:].all() and not out["masks"][0][T:, :6].any()
+    )
 
 
 def test_sentence_feature_is_mean_of_valid_tokens_at_s32(neck):

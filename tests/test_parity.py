@@ -6,6 +6,7 @@ same clip: the eval forward (outputs, intermediates of every module with a count
 and the float64 run) and the train step (outputs, every loss, matcher indices, gradient norms). Tolerances are
 the bundle README's §6: ``max|ours − ref| ≤ 1e-4 · max(1, max|ref|)`` for float tensors.
 """
+
 import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
@@ -19,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 PARITY_DIR = Path(os.environ.get("SOC_PARITY_DIR", REPO.parent / "shared" / "parity"))
 if not (PARITY_DIR / "official_tiny.pt").is_file():
     pytest.skip(
-        f"parity bundle not found at {PARITY_DIR} (set SOC_PARITY_DIR to the folder holding official_tiny.pt)",
+        f"parity bundle not found at {PARITY_DIR} (set SOC_PARITY_DIR to the folder of official_tiny.pt)",
         allow_module_level=True,
     )
 
@@ -241,7 +242,9 @@ def our_counterparts(rec: HookRecorder, model, B: int, T: int) -> Dict[str, Call
     r["text_encoder@0:out.last_hidden_state"] = lambda: rec.out(te).last_hidden_state
     r["text_encoder@0:out.pooler_output"] = lambda: rec.out(te).pooler_output
     r["text_encoder@0:out.hidden_states.0"] = lambda: rec.out("text_encoder.model.embeddings@0")
-    r["text_encoder@0:out.hidden_states.1"] = lambda: _layer_out(rec.out("text_encoder.model.encoder.layer.0@0"))
+    r["text_encoder@0:out.hidden_states.1"] = lambda: _layer_out(
+        rec.out("text_encoder.model.encoder.layer.0@0")
+    )
     r["text_encoder@0:out.hidden_states.2"] = lambda: rec.out(te).last_hidden_state
     r["txt_proj@0:out"] = lambda: rec.out("text_encoder.txt_proj@0").transpose(0, 1)  # (B, L, C) -> (L, B, C)
     r["txt_proj@1:out"] = lambda: rec.out("text_encoder.txt_proj@1")
@@ -269,7 +272,9 @@ def our_counterparts(rec: HookRecorder, model, B: int, T: int) -> Dict[str, Call
     r["transformer@0:out.2"] = lambda: rec.out(tr)[2]
     r["transformer@0:out.3"] = lambda: rec.out(tr)[3]
     for i in range(3):
-        r[f"transformer.encoder.layers.{i}@0:out"] = lambda i=i: rec.out(f"decoder.transformer.encoder.layers.{i}@0")
+        r[f"transformer.encoder.layers.{i}@0:out"] = lambda i=i: rec.out(
+            f"decoder.transformer.encoder.layers.{i}@0"
+        )
         for j in range(3):
             r[f"transformer.decoder.layers.{i}@0:out.{j}"] = lambda i=i, j=j: rec.out(
                 f"decoder.transformer.decoder.layers.{i}@0"
@@ -330,6 +335,19 @@ def test_eval_outputs(case_eval, eval_run):
     assert "aux_outputs" not in eval_run["outputs"] and ref["aux_outputs"] == []
 
 
+def _hook_group(key: str) -> str:
+    root = key.split("@")[0].split(".")[0]
+    if root in ("text_encoder", "txt_proj", "text_pos"):
+        return "text"
+    if key.startswith("backbone.0."):
+        return "backbone"
+    if root in ("backbone", "input_proj", "vlf", "lvf"):
+        return "neck (projections, PE, MMF)"
+    if root in ("transformer", "voc"):
+        return root
+    return "heads (class, box, controller, pixel decoder)"
+
+
 def test_eval_hooks(model, case_eval, eval_run):
     hooks = case_eval["hooks"]
     T = case_eval["frames_uint8"].shape[0]
@@ -340,7 +358,7 @@ def test_eval_hooks(model, case_eval, eval_run):
     with torch.no_grad():
         for key, ref in hooks.items():
             if key in mapping:
-                assert_close(mapping[key](), ref, key, "eval hooks")
+                assert_close(mapping[key](), ref, key, f"eval hooks: {_hook_group(key)}")
 
 
 def test_eval_float64(official, case_eval):
@@ -367,12 +385,15 @@ def test_eval_postprocessing(model, case_eval, eval_run):
     H, W = frames.shape[-2:]
     selected = eval_run["outputs"]["pred_masks"][:, 0, idx]
     for scale, key in ((1, "infer_refytb_masks"), (2, "infer_refytb_masks_orig2x")):
-        result = model.inference({"frames": frames, "expression": case_eval["sentence"], "height": H * scale,
-                                  "width": W * scale})
+        result = model.inference(
+            {"frames": frames, "expression": case_eval["sentence"], "height": H * scale, "width": W * scale}
+        )
         ref = post[key]
         assert result["pred_masks"].shape == ref.shape
         # Pixels may only differ where the upsampled logit is within 1e-3 of 0 (README §6).
-        logits = torch.nn.functional.interpolate(selected[:, None], size=ref.shape[-2:], mode="bilinear")[:, 0]
+        logits = torch.nn.functional.interpolate(selected[:, None], size=ref.shape[-2:], mode="bilinear")[
+            :, 0
+        ]
         differ = result["pred_masks"] != ref
         assert (logits[differ].abs() < 1e-3).all(), f"{key}: {int(differ.sum())} pixels differ"
         assert result["score"] == pytest.approx(float(post["mean_scores"][idx]), rel=1e-5)
@@ -393,7 +414,9 @@ def _train_inputs(case_train) -> List[Dict[str, Any]]:
             "targets": {
                 "masks": torch.stack([targets[t]["masks"][0] for t in range(T)]),
                 "boxes": torch.stack([targets[t]["boxes"][0] for t in range(T)]),
-                "is_visible": torch.stack([torch.as_tensor(targets[t]["is_ref_inst_visible"]).reshape(()) for t in range(T)]),
+                "is_visible": torch.stack(
+                    [torch.as_tensor(targets[t]["is_ref_inst_visible"]).reshape(()) for t in range(T)]
+                ),
             },
         }
     ]
@@ -417,7 +440,13 @@ def train_run(model, case_train):
     grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
     model.eval()
     outputs, raw = seen["outputs"], {k: v.detach() for k, v in seen["raw"].items()}
-    return {"outputs": outputs, "raw": raw, "indices": indices, "weighted": weighted, "grads": grads}
+    return {
+        "outputs": outputs,
+        "raw": raw,
+        "indices": indices,
+        "weighted": {k: v.detach() for k, v in weighted.items()},
+        "grads": grads,
+    }
 
 
 def test_train_outputs(case_train, train_run):
@@ -450,7 +479,12 @@ def test_train_losses_and_matching(case_train, train_run):
 def test_train_gradients(case_train, train_run):
     grads = train_run["grads"]
     ref_norms = case_train["grad_norms"]
-    renamed = {old: new for old, new in zip(ref_norms, convert_official_state_dict(dict.fromkeys(ref_norms, torch.zeros(1)))[0])}
+    renamed = {
+        old: new
+        for old, new in zip(
+            ref_norms, convert_official_state_dict(dict.fromkeys(ref_norms, torch.zeros(1)))[0]
+        )
+    }
     assert set(renamed.values()) == set(grads), "parameters with a gradient differ from the authors'"
     for old, ref in ref_norms.items():
         norm = grads[renamed[old]].double().norm().item()

@@ -1,5 +1,6 @@
 """RefVOSEvaluator (per-expression J&F, submission), RefDAVISEvaluator (four runs, unsupervised protocol) and
 build_evaluator, on small hand-made Ref-YouTube-VOS / Ref-DAVIS17-format sets written to a temp dir."""
+
 import io
 import json
 import os
@@ -31,27 +32,36 @@ def write_palette(path, index_map):
 
 
 # ------------------------------------------------------------------------------- Ref-YouTube-VOS fixture
-# Objects are squares at least 4 px apart, so two different non-empty masks are disjoint with boundaries farther
-# apart than the 1-px tolerance: J = F = 0 for them, J = F = 1 for identical masks (both empty included).
+# Objects are squares at least 4 px apart, so two different non-empty masks are disjoint, with boundaries
+# farther apart than the 1-px tolerance: J = F = 0 for them, J = F = 1 for identical masks (both empty
+# included).
 YTVOS_VIDEOS = {
-    "v1": {"frames": ["00000", "00005", "00010"],
-           "objects": {1: [box(2, 8, 2, 8)] * 3,
-                       2: [box(14, 20, 14, 20), box(14, 20, 13, 19), None],
-                       3: [box(2, 6, 16, 22), None, None]},
-           "expressions": {"0": 1, "1": 2, "2": 1, "3": 3}},
-    "v2": {"frames": ["00005", "00010"],  # starts later, as 25 real valid videos do
-           "objects": {1: [box(10, 16, 3, 9)] * 2, 2: [None, box(3, 7, 15, 21)]},
-           "expressions": {"0": 1, "1": 2}},
+    "v1": {
+        "frames": ["00000", "00005", "00010"],
+        "objects": {
+            1: [box(2, 8, 2, 8)] * 3,
+            2: [box(14, 20, 14, 20), box(14, 20, 13, 19), None],
+            3: [box(2, 6, 16, 22), None, None],
+        },
+        "expressions": {"0": 1, "1": 2, "2": 1, "3": 3},
+    },
+    "v2": {
+        "frames": ["00005", "00010"],  # starts later, as 25 real valid videos do
+        "objects": {1: [box(10, 16, 3, 9)] * 2, 2: [None, box(3, 7, 15, 21)]},
+        "expressions": {"0": 1, "1": 2},
+    },
 }
 WRONG_OBJECT = {("v1", 1): 2, ("v1", 2): 3, ("v1", 3): 1, ("v2", 1): 2, ("v2", 2): 1}
 
 
 def object_masks(video, obj):
-    return np.stack([m if m is not None else np.zeros((H, W), bool) for m in YTVOS_VIDEOS[video]["objects"][obj]])
+    return np.stack(
+        [m if m is not None else np.zeros((H, W), bool) for m in YTVOS_VIDEOS[video]["objects"][obj]]
+    )
 
 
 def make_ytvos_fixture(root, with_gt=True, write=True):
-    """Write palette annotation PNGs (unless ``write`` is False) and return the records (DEVELOPERS.md format)."""
+    """Write the palette annotation PNGs (unless ``write`` is False); return the records (DEVELOPERS.md)."""
     records = []
     for vid, v in YTVOS_VIDEOS.items():
         files = []
@@ -65,13 +75,21 @@ def make_ytvos_fixture(root, with_gt=True, write=True):
                 write_palette(path, index)
             files.append(path)
         for exp_id, obj in v["expressions"].items():
-            records.append({
-                "video_id": vid, "exp_id": exp_id, "expression": f"object {obj}",
-                "file_names": [os.path.join(root, "valid", "JPEGImages", vid, f + ".jpg") for f in v["frames"]],
-                "frame_names": list(v["frames"]), "height": H, "width": W,
-                "obj_ids": [obj] if with_gt else [],
-                "annotations": {"type": "png", "files": files} if with_gt else None,
-            })
+            records.append(
+                {
+                    "video_id": vid,
+                    "exp_id": exp_id,
+                    "expression": f"object {obj}",
+                    "file_names": [
+                        os.path.join(root, "valid", "JPEGImages", vid, f + ".jpg") for f in v["frames"]
+                    ],
+                    "frame_names": list(v["frames"]),
+                    "height": H,
+                    "width": W,
+                    "obj_ids": [obj] if with_gt else [],
+                    "annotations": {"type": "png", "files": files} if with_gt else None,
+                }
+            )
     return records
 
 
@@ -104,16 +122,20 @@ def independent_jf(records, outputs):
 def run(evaluator, records, outputs, batch=2):
     evaluator.reset()
     for i in range(0, len(records), batch):
-        evaluator.process(records[i:i + batch], outputs[i:i + batch])
+        evaluator.process(records[i : i + batch], outputs[i : i + batch])
     return evaluator.evaluate()
 
 
 def test_perfect_predictions_give_one(tmp_path):
     records = make_ytvos_fixture(str(tmp_path / "data"))
-    res = run(RefVOSEvaluator(output_dir=str(tmp_path / "out"), temporal_subset={"v1/1"}), records,
-              ytvos_outputs(records))
-    assert res["refvos"] == pytest.approx({"J&F": 1.0, "J": 1.0, "F": 1.0, "temporal/J&F": 1.0, "temporal/J": 1.0,
-                                           "temporal/F": 1.0})
+    res = run(
+        RefVOSEvaluator(output_dir=str(tmp_path / "out"), temporal_subset={"v1/1"}),
+        records,
+        ytvos_outputs(records),
+    )
+    assert res["refvos"] == pytest.approx(
+        {"J&F": 1.0, "J": 1.0, "F": 1.0, "temporal/J&F": 1.0, "temporal/J": 1.0, "temporal/F": 1.0}
+    )
 
 
 def test_wrong_object_scores_match_independent_computation(tmp_path):
@@ -121,7 +143,9 @@ def test_wrong_object_scores_match_independent_computation(tmp_path):
     outputs = ytvos_outputs(records, wrong=True)
     per, expected = independent_jf(records, outputs)
     assert 0 < expected["J"] < 1  # v1/1 has a both-empty frame
-    res = run(RefVOSEvaluator(output_dir=str(tmp_path / "out"), temporal_subset={"v1/1", "v2/0"}), records, outputs)
+    res = run(
+        RefVOSEvaluator(output_dir=str(tmp_path / "out"), temporal_subset={"v1/1", "v2/0"}), records, outputs
+    )
     assert res["refvos"]["J&F"] == pytest.approx(expected["J&F"], abs=1e-9)
     assert res["refvos"]["J"] == pytest.approx(expected["J"], abs=1e-9)
     assert res["refvos"]["F"] == pytest.approx(expected["F"], abs=1e-9)
@@ -165,12 +189,16 @@ def test_submission_tree_and_png_encoding(tmp_path):
     with zipfile.ZipFile(out / "submission.zip") as zf:
         names = zf.namelist()
         files = {n for n in names if not n.endswith("/")}
-        expected = {f"Annotations/{r['video_id']}/{r['exp_id']}/{f}.png" for r in records for f in r["frame_names"]}
+        expected = {
+            f"Annotations/{r['video_id']}/{r['exp_id']}/{f}.png" for r in records for f in r["frame_names"]
+        }
         assert files == expected
         assert all(n.startswith("Annotations/") for n in names)
         for r, o in zip(records, outputs):
             for f, mask in zip(r["frame_names"], o["pred_masks"]):
-                with Image.open(io.BytesIO(zf.read(f"Annotations/{r['video_id']}/{r['exp_id']}/{f}.png"))) as img:
+                with Image.open(
+                    io.BytesIO(zf.read(f"Annotations/{r['video_id']}/{r['exp_id']}/{f}.png"))
+                ) as img:
                     assert img.mode == "L" and img.size == (W, H)
                     arr = np.array(img)
                 assert set(np.unique(arr)) <= {0, 255}
@@ -219,15 +247,23 @@ def make_davis_fixture(root, write=True):
             files.append(path)
         for k in sorted(objs):
             for a in range(4):
-                records.append({"video_id": seq, "exp_id": str(4 * (k - 1) + a), "frame_names": names,
-                                "file_names": [f.replace("Annotations", "JPEGImages") for f in files],
-                                "height": DH, "width": DW, "obj_ids": [k],
-                                "annotations": {"type": "png", "files": files}})
+                records.append(
+                    {
+                        "video_id": seq,
+                        "exp_id": str(4 * (k - 1) + a),
+                        "frame_names": names,
+                        "file_names": [f.replace("Annotations", "JPEGImages") for f in files],
+                        "height": DH,
+                        "width": DW,
+                        "obj_ids": [k],
+                        "annotations": {"type": "png", "files": files},
+                    }
+                )
     return records
 
 
 def davis_prediction(rec):
-    """Run 0 perfect; run 1 swaps the two objects of s1; run 2 predicts nothing for s1's object 1; run 3 perfect
+    """Run 0 perfect; run 1 swaps the objects of s1; run 2 predicts nothing for s1's object 1; run 3 perfect
     plus the void column on s1's object 1. s2 is perfect in every run."""
     seq, e = rec["video_id"], int(rec["exp_id"])
     k, a = e // 4 + 1, e % 4
@@ -248,7 +284,9 @@ def expected_identity(records):
     for r in records:
         out = davis_prediction(r)
         gt = np.stack([(S1_OBJ if r["video_id"] == "s1" else S2_OBJ)[r["obj_ids"][0]]] * T)
-        per.append((np.mean(db_eval_iou(gt, out["pred_masks"])), np.mean(db_eval_boundary(gt, out["pred_masks"]))))
+        per.append(
+            (np.mean(db_eval_iou(gt, out["pred_masks"])), np.mean(db_eval_boundary(gt, out["pred_masks"])))
+        )
     j, f = np.mean([p[0] for p in per]), np.mean([p[1] for p in per])
     return {"identity/J&F": (j + f) / 2, "identity/J": j, "identity/F": f}
 
@@ -256,7 +294,11 @@ def expected_identity(records):
 def expected_davis():
     # objects pooled per run: run 2 has s1/obj1 at J = F = 0 and two objects at 1 -> 2/3; the others 1
     runs = {0: 1.0, 1: 1.0, 2: 2 / 3, 3: 1.0}
-    res = {"J&F": np.mean(list(runs.values())), "J": np.mean(list(runs.values())), "F": np.mean(list(runs.values()))}
+    res = {
+        "J&F": np.mean(list(runs.values())),
+        "J": np.mean(list(runs.values())),
+        "F": np.mean(list(runs.values())),
+    }
     for a, v in runs.items():
         res.update({f"anno_{a}/J&F": v, f"anno_{a}/J": v, f"anno_{a}/F": v})
     return res
@@ -272,8 +314,10 @@ def davis_expected_map(records):
 @pytest.mark.parametrize("streaming", [True, False], ids=["finish-early", "finish-in-evaluate"])
 def test_ref_davis_four_runs(tmp_path, streaming):
     records = make_davis_fixture(str(tmp_path / "data"))
-    ev = RefDAVISEvaluator(output_dir=str(tmp_path / "out"),
-                           expected_expressions=davis_expected_map(records) if streaming else None)
+    ev = RefDAVISEvaluator(
+        output_dir=str(tmp_path / "out"),
+        expected_expressions=davis_expected_map(records) if streaming else None,
+    )
     res = run(ev, records, [davis_prediction(r) for r in records], batch=3)["refvos"]
     for k, v in {**expected_davis(), **expected_identity(records)}.items():
         assert res[k] == pytest.approx(v, abs=1e-9), k
@@ -294,7 +338,7 @@ def test_ref_davis_partial_states_merge(tmp_path):
     outputs = [davis_prediction(r) for r in records]
     expected = run(RefDAVISEvaluator(), records, outputs)["refvos"]
     order = np.random.RandomState(0).permutation(len(records))
-    halves = [order[: len(order) // 2], order[len(order) // 2:]]
+    halves = [order[: len(order) // 2], order[len(order) // 2 :]]
     states = []
     for half in halves:
         ev = RefDAVISEvaluator(distributed=False, expected_expressions=davis_expected_map(records))
@@ -330,8 +374,12 @@ def test_build_evaluator_by_type(tmp_path):
 
     from soc.evaluation import A2DSentencesEvaluator, JHMDBSentencesEvaluator
 
-    expected = {"ref_ytvos": RefVOSEvaluator, "ref_davis": RefDAVISEvaluator,
-                "a2d_sentences": A2DSentencesEvaluator, "jhmdb_sentences": JHMDBSentencesEvaluator}
+    expected = {
+        "ref_ytvos": RefVOSEvaluator,
+        "ref_davis": RefDAVISEvaluator,
+        "a2d_sentences": A2DSentencesEvaluator,
+        "jhmdb_sentences": JHMDBSentencesEvaluator,
+    }
     for etype, cls in expected.items():
         name = f"_test_build_{etype}"
         MetadataCatalog.get(name).set(evaluator_type=etype, root=str(tmp_path), split="test")
@@ -351,13 +399,13 @@ def _distributed_worker(data_root, davis_root, out_file):
     outputs = ytvos_outputs(records, wrong=True)
     ev = RefVOSEvaluator(temporal_subset={"v1/1"})
     n = (len(records) + world - 1) // world  # contiguous shards, as detectron2's InferenceSampler makes them
-    ev.process(records[rank * n:(rank + 1) * n], outputs[rank * n:(rank + 1) * n])
+    ev.process(records[rank * n : (rank + 1) * n], outputs[rank * n : (rank + 1) * n])
     results["ytvos"] = ev.evaluate()
     records = make_davis_fixture(davis_root, write=False)
     outputs = [davis_prediction(r) for r in records]
     n = (len(records) + world - 1) // world
     ev = RefDAVISEvaluator(expected_expressions=davis_expected_map(records))
-    ev.process(records[rank * n:(rank + 1) * n], outputs[rank * n:(rank + 1) * n])
+    ev.process(records[rank * n : (rank + 1) * n], outputs[rank * n : (rank + 1) * n])
     results["davis"] = ev.evaluate()
     if comm.is_main_process():
         with open(out_file, "w") as f:

@@ -1,4 +1,5 @@
 """The SOC meta-architecture end to end, on a tiny configuration (``tests/configs/soc_tiny.yaml``)."""
+
 from pathlib import Path
 
 import pytest
@@ -66,9 +67,13 @@ def test_registered_components(model):
     assert not any(k.startswith("decoder.transformer.decoder.bbox_embed") for k in model.state_dict())
 
 
-@pytest.mark.parametrize("T,H,W,orig", [(1, 64, 96, (64, 96)), (3, 64, 96, (128, 192)), (2, 61, 87, (122, 174))])
+@pytest.mark.parametrize(
+    "T,H,W,orig", [(1, 64, 96, (64, 96)), (3, 64, 96, (128, 192)), (2, 61, 87, (122, 174))]
+)
 def test_inference_shapes(model, T, H, W, orig):
-    out = model([{"frames": clip(T, H, W), "expression": "the dog on the left", "height": orig[0], "width": orig[1]}])
+    out = model(
+        [{"frames": clip(T, H, W), "expression": "the dog on the left", "height": orig[0], "width": orig[1]}]
+    )
     assert len(out) == 1
     r = out[0]
     Q = model.decoder.num_queries
@@ -127,7 +132,11 @@ def test_train_step_every_parameter_gets_a_gradient(model):
     try:
         model.zero_grad()
         batch = [
-            {"frames": clip(2, 64, 96), "expression": "the dog", "targets": targets(2, 64, 96, [True, False])},
+            {
+                "frames": clip(2, 64, 96),
+                "expression": "the dog",
+                "targets": targets(2, 64, 96, [True, False]),
+            },
             {"frames": clip(2, 56, 80, seed=5), "expression": "a big red car", "targets": targets(2, 56, 80)},
         ]
         losses = model(batch)
@@ -178,12 +187,29 @@ def test_training_batch_needs_equal_clip_lengths(model):
 
 def test_keep_frames(model):
     frames = clip(5)
-    r = model([{"frames": frames, "expression": "a dog", "height": 64, "width": 96, "keep_frames": torch.tensor([2])}])[0]
+    r = model(
+        [
+            {
+                "frames": frames,
+                "expression": "a dog",
+                "height": 64,
+                "width": 96,
+                "keep_frames": torch.tensor([2]),
+            }
+        ]
+    )[0]
     assert r["pred_masks"].shape == (1, 64, 96)
     model.train()
     try:
         losses = model(
-            [{"frames": frames, "expression": "a dog", "keep_frames": torch.tensor([2]), "targets": targets(1, 64, 96)}]
+            [
+                {
+                    "frames": frames,
+                    "expression": "a dog",
+                    "keep_frames": torch.tensor([2]),
+                    "targets": targets(1, 64, 96),
+                }
+            ]
         )
         assert all(torch.isfinite(v) for v in losses.values())
     finally:
@@ -205,7 +231,9 @@ def test_clip_length_chunks(model):
     assert r["pred_masks"].shape == (5, 64, 96) and r["query_scores"].shape == (5, model.decoder.num_queries)
     parts = [model([{**x, "frames": frames[s:e]}])[0] for s, e in ((0, 2), (2, 4), (4, 5))]
     assert torch.equal(r["mask_probs"], torch.cat([p["mask_probs"] for p in parts]))
-    assert r["score"] == pytest.approx((2 * parts[0]["score"] + 2 * parts[1]["score"] + parts[2]["score"]) / 5)
+    assert r["score"] == pytest.approx(
+        (2 * parts[0]["score"] + 2 * parts[1]["score"] + parts[2]["score"]) / 5
+    )
 
 
 def test_all_query_masks(model):

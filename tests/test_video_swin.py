@@ -1,4 +1,5 @@
 """Video Swin backbone: shapes, registry, Kinetics checkpoint loading (key remap), frozen stages."""
+
 import re
 
 import pytest
@@ -32,7 +33,10 @@ def test_shapes(swin, B, T, H, W):
         h, w = -(-h // 2), -(-w // 2)  # patch merging pads to even sizes
     spec = swin.output_shape()
     assert {k: (v.channels, v.stride) for k, v in spec.items()} == {
-        "res2": (24, 4), "res3": (48, 8), "res4": (96, 16), "res5": (192, 32)
+        "res2": (24, 4),
+        "res3": (48, 8),
+        "res4": (96, 16),
+        "res5": (192, 32),
     }
 
 

@@ -1,5 +1,6 @@
 """VOC: shapes, batch correctness (no batch/time mixing), layer independence, order invariance, B=1 parity
 with the authors' reshape."""
+
 import pytest
 import torch
 
@@ -11,8 +12,16 @@ C, Q = 32, 5
 @pytest.fixture(scope="module")
 def voc():
     torch.manual_seed(0)
-    return VOC(hidden_dim=C, num_frame_queries=Q, num_queries=Q, nheads=4, enc_layers=2, dec_layers=2,
-               dim_feedforward=16, dropout=0.0).eval()
+    return VOC(
+        hidden_dim=C,
+        num_frame_queries=Q,
+        num_queries=Q,
+        nheads=4,
+        enc_layers=2,
+        dec_layers=2,
+        dim_feedforward=16,
+        dropout=0.0,
+    ).eval()
 
 
 def test_shapes(voc):
@@ -26,8 +35,9 @@ def test_batch_of_two_equals_two_single_clips(voc):
     with torch.no_grad():
         both = voc(frames, sentence)
         for b in range(B):
-            torch.testing.assert_close(both[:, b], voc(frames[:, b : b + 1], sentence[b : b + 1])[:, 0],
-                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                both[:, b], voc(frames[:, b : b + 1], sentence[b : b + 1])[:, 0], rtol=1e-5, atol=1e-5
+            )
 
 
 def test_layers_are_processed_independently(voc):
@@ -41,8 +51,9 @@ def test_frame_order_does_not_matter(voc):
     """No temporal embedding: permuting frames leaves the video queries unchanged."""
     frames, sentence = torch.randn(1, 1, 4, Q, C), torch.randn(1, C)
     with torch.no_grad():
-        torch.testing.assert_close(voc(frames, sentence), voc(frames[:, :, [2, 0, 3, 1]], sentence),
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            voc(frames, sentence), voc(frames[:, :, [2, 0, 3, 1]], sentence), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_slot_order_matters(voc):
@@ -76,8 +87,16 @@ def test_equals_authors_reshape_at_batch_one_but_not_beyond(voc):
 def test_sentence_initialises_the_queries():
     """With no decoder layers the output is decoder_norm(sentence) for every video query."""
     torch.manual_seed(0)
-    voc = VOC(hidden_dim=C, num_frame_queries=Q, num_queries=Q, nheads=4, enc_layers=1, dec_layers=0,
-              dim_feedforward=16, dropout=0.0)
+    voc = VOC(
+        hidden_dim=C,
+        num_frame_queries=Q,
+        num_queries=Q,
+        nheads=4,
+        enc_layers=1,
+        dec_layers=0,
+        dim_feedforward=16,
+        dropout=0.0,
+    )
     sentence = torch.randn(2, C)
     out = voc(torch.randn(1, 2, 3, Q, C), sentence)
     torch.testing.assert_close(out[0], voc.decoder_norm(sentence)[:, None].expand(2, Q, C))

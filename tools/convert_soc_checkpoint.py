@@ -6,6 +6,7 @@
 The output loads with ``MODEL.WEIGHTS`` (no missing/unexpected keys). ``SOCCheckpointer`` can also read the
 authors' file directly, converting on the fly; this tool makes the conversion explicit and reports it.
 """
+
 import argparse
 import sys
 
@@ -13,11 +14,17 @@ from soc.checkpoint.convert import convert_checkpoint_file
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("input", help="the authors' checkpoint (.pth.tar with model_state_dict, or a state_dict)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "input", help="the authors' checkpoint (.pth.tar with model_state_dict, or a state_dict)"
+    )
     parser.add_argument("output", help="where to write the converted checkpoint ({'model': ...})")
     parser.add_argument(
-        "--allow-partial", action="store_true", help="write even if some keys cannot be placed (they are listed)"
+        "--allow-partial",
+        action="store_true",
+        help="write even if some keys cannot be placed (they are listed)",
     )
     args = parser.parse_args(argv)
     try:
@@ -27,7 +34,8 @@ def main(argv=None) -> int:
         return 1
     v = report["variant"]
     print(
-        f"wrote {args.output}: {report['num_tensors']} tensors; Video-Swin-{v['swin']} (embed {v['embed_dim']}, "
+        f"wrote {args.output}: {report['num_tensors']} tensors; Video-Swin-{v['swin']} "
+        f"(embed {v['embed_dim']}, "
         f"depths {v['depths']}), d_model {v['hidden_dim']}, {v['num_queries']} queries, "
         f"num_classes {v['num_classes']}, text width {v['text_hidden_size']}"
     )

@@ -1,17 +1,19 @@
 #!/usr/bin/env python
-"""Per-expression J&F of a folder of predicted masks against a folder of ground truth (Ref-YouTube-VOS protocol).
+"""Per-expression J&F of predicted PNG masks against ground-truth PNGs (Ref-YouTube-VOS protocol).
 
     python tools/eval_jf.py --pred out/Annotations --gt gt/Annotations [--json scores.json] [--missing empty]
     python tools/eval_jf.py --pred out/Annotations --gt ref-youtube-vos/train/Annotations \\
         --meta-expressions ref-youtube-vos/meta_expressions/train/meta_expressions.json
 
 Predictions: ``<pred>/<video>/<exp_id>/<frame>.png``, non-zero = foreground (the submission's 0/255 PNGs).
-Ground truth, either the same binary layout ``<gt>/<video>/<exp_id>/<frame>.png``, or, with ``--meta-expressions``,
-the palette PNGs ``<gt>/<video>/<frame>.png`` (value = object id) from which each expression's ``obj_id`` is taken.
+Ground truth, either the same binary layout ``<gt>/<video>/<exp_id>/<frame>.png``, or, with
+``--meta-expressions``, the palette PNGs ``<gt>/<video>/<frame>.png`` (value = object id) from which each
+expression's ``obj_id`` is taken.
 Every GT frame is scored (J and F of DAVIS, default tolerance); an expression's J and F are means over its
 frames, and J, F are means over expressions (J&F = (J + F)/2), as fractions. A missing prediction is an error
 naming the file, unless ``--missing empty`` scores it as an empty mask.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,15 +36,32 @@ class EvalError(RuntimeError):
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="per-expression J&F of PNG masks (Ref-YouTube-VOS protocol)")
     parser.add_argument("--pred", required=True, help="predictions: <pred>/<video>/<exp_id>/<frame>.png")
-    parser.add_argument("--gt", required=True, help="GT: <gt>/<video>/<exp_id>/<frame>.png, or palette "
-                        "<gt>/<video>/<frame>.png with --meta-expressions")
-    parser.add_argument("--meta-expressions", metavar="FILE", help="meta_expressions.json with an obj_id per "
-                        "expression; selects the palette GT layout")
-    parser.add_argument("--json", metavar="OUT", help="write {J, F, J&F, sequences: {<video>/<exp_id>: {J, F}}}")
-    parser.add_argument("--missing", choices=("error", "empty"), default="error",
-                        help="a missing prediction PNG: an error (default) or an empty mask")
-    parser.add_argument("--bound-th", type=float, default=0.008,
-                        help="boundary tolerance: fraction of the diagonal (< 1) or pixels (>= 1)")
+    parser.add_argument(
+        "--gt",
+        required=True,
+        help="GT: <gt>/<video>/<exp_id>/<frame>.png, or palette "
+        "<gt>/<video>/<frame>.png with --meta-expressions",
+    )
+    parser.add_argument(
+        "--meta-expressions",
+        metavar="FILE",
+        help="meta_expressions.json with an obj_id per " "expression; selects the palette GT layout",
+    )
+    parser.add_argument(
+        "--json", metavar="OUT", help="write {J, F, J&F, sequences: {<video>/<exp_id>: {J, F}}}"
+    )
+    parser.add_argument(
+        "--missing",
+        choices=("error", "empty"),
+        default="error",
+        help="a missing prediction PNG: an error (default) or an empty mask",
+    )
+    parser.add_argument(
+        "--bound-th",
+        type=float,
+        default=0.008,
+        help="boundary tolerance: fraction of the diagonal (< 1) or pixels (>= 1)",
+    )
     return parser
 
 
@@ -70,7 +89,7 @@ def _dirs(folder: str) -> List[str]:
 
 
 def gt_sequences(gt_root: str, meta_file: Optional[str]) -> Dict[str, List[Tuple[str, str, Optional[int]]]]:
-    """``{"<video>/<exp_id>": [(frame, GT png, object id or None for a binary PNG), ...]}`` for every expression."""
+    """``{"<video>/<exp_id>": [(frame, GT png, object id or None for a binary PNG), ...]}``."""
     if not os.path.isdir(gt_root):
         raise EvalError(f"GT folder not found: {gt_root}")
     seqs: Dict[str, list] = {}
@@ -78,7 +97,9 @@ def gt_sequences(gt_root: str, meta_file: Optional[str]) -> Dict[str, List[Tuple
         for video in _dirs(gt_root):
             for exp_id in _dirs(os.path.join(gt_root, video)):
                 folder = os.path.join(gt_root, video, exp_id)
-                seqs[f"{video}/{exp_id}"] = [(f, os.path.join(folder, f + ".png"), None) for f in _pngs(folder)]
+                seqs[f"{video}/{exp_id}"] = [
+                    (f, os.path.join(folder, f + ".png"), None) for f in _pngs(folder)
+                ]
         return seqs
     if not os.path.isfile(meta_file):
         raise EvalError(f"meta-expressions file not found: {meta_file}")
@@ -97,9 +118,18 @@ def gt_sequences(gt_root: str, meta_file: Optional[str]) -> Dict[str, List[Tuple
     return seqs
 
 
-def evaluate_folders(pred_root: str, gt_root: str, meta_file: Optional[str] = None, missing: str = "error",
-                     bound_th: float = 0.008) -> dict:
-    """Score ``pred_root`` against ``gt_root``; returns ``{"J", "F", "J&F", "sequences": {key: {"J", "F"}}}``."""
+def evaluate_folders(
+    pred_root: str,
+    gt_root: str,
+    meta_file: Optional[str] = None,
+    missing: str = "error",
+    bound_th: float = 0.008,
+) -> dict:
+    """Score ``pred_root`` against ``gt_root``.
+
+    Returns:
+        ``{"J", "F", "J&F", "sequences": {"<video>/<exp_id>": {"J", "F"}}}`` (fractions).
+    """
     if not os.path.isdir(pred_root):
         raise EvalError(f"prediction folder not found: {pred_root}")
     per_expression = {}
@@ -133,8 +163,12 @@ def format_table(scores: dict) -> str:
     width = max([len("sequence")] + [len(k) for k in scores["sequences"]])
     lines = [f"{'sequence':<{width}}  {'J&F':>6}  {'J':>6}  {'F':>6}"]
     for key, v in scores["sequences"].items():
-        lines.append(f"{key:<{width}}  {50 * (v['J'] + v['F']):6.2f}  {100 * v['J']:6.2f}  {100 * v['F']:6.2f}")
-    lines.append(f"{'mean':<{width}}  {100 * scores['J&F']:6.2f}  {100 * scores['J']:6.2f}  {100 * scores['F']:6.2f}")
+        lines.append(
+            f"{key:<{width}}  {50 * (v['J'] + v['F']):6.2f}  {100 * v['J']:6.2f}  {100 * v['F']:6.2f}"
+        )
+    lines.append(
+        f"{'mean':<{width}}  {100 * scores['J&F']:6.2f}  {100 * scores['J']:6.2f}  {100 * scores['F']:6.2f}"
+    )
     return "\n".join(lines)
 
 
@@ -145,7 +179,8 @@ def main(argv=None) -> dict:
     except EvalError as e:
         sys.exit(f"error: {e}")
     print(format_table(scores))
-    print(f"{len(scores['sequences'])} expressions: J&F {scores['J&F']:.6f}  J {scores['J']:.6f}  F {scores['F']:.6f}")
+    n = len(scores["sequences"])
+    print(f"{n} expressions: J&F {scores['J&F']:.6f}  J {scores['J']:.6f}  F {scores['F']:.6f}")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

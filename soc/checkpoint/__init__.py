@@ -1,4 +1,5 @@
 """Conversion of the authors' checkpoints, and a checkpointer that loads them directly."""
+
 from .checkpointer import SOCCheckpointer
 from .convert import (
     convert_checkpoint_file,

@@ -5,6 +5,7 @@ state_dict: the file is converted on the fly with :func:`soc.checkpoint.convert.
 as detectron2 converts Caffe2 and pycls files in ``_load_file``. Files written by detectron2 (or by
 ``tools/convert_soc_checkpoint.py``) load unchanged.
 """
+
 import logging
 from typing import Any, Dict
 

@@ -2,21 +2,16 @@
 
 Explicit rules, in the spirit of DETR's ``d2/converter.py``. Official SOC → ours:
 
-==========================================================  ==========================================
-official key                                                ours
-==========================================================  ==========================================
-``backbone.0.body.patch_embed.*``                           ``backbone.patch_embed.*``
-``backbone.0.body.layers.{s}.blocks.{j}.*``                 ``backbone.features.{2s}.{j}.*``
-``backbone.0.body.downsamples.{s}.*``                       ``backbone.features.{2s+1}.*``
-``... .mlp.fc1.*`` / ``... .mlp.fc2.*`` (Swin blocks)       ``... .mlp.0.*`` / ``... .mlp.3.*``
-``text_encoder.*`` (Hugging Face model)                     ``text_encoder.model.*``
-``txt_proj.*``                                              ``text_encoder.txt_proj.*``
-``input_proj.*``, ``vlf.*``, ``lvf.*``                      ``neck.input_proj.*``, ``neck.vlf.*``, ``neck.lvf.*``
-``transformer.*``, ``query_embed.*``, ``voc.*``,            ``decoder.<same>``
-``class_embed.*``, ``bbox_embed.*``
-``spatial_decoder.*``                                       ``pixel_decoder.*``
-``controller.*``                                            ``mask_head.controller.*``
-==========================================================  ==========================================
+- ``backbone.0.body.patch_embed.*`` → ``backbone.patch_embed.*``
+- ``backbone.0.body.layers.{s}.blocks.{j}.*`` → ``backbone.features.{2s}.{j}.*``
+- ``backbone.0.body.downsamples.{s}.*`` → ``backbone.features.{2s+1}.*``
+- in Swin blocks, ``mlp.fc1.*`` / ``mlp.fc2.*`` → ``mlp.0.*`` / ``mlp.3.*``
+- ``text_encoder.*`` (the Hugging Face model) → ``text_encoder.model.*``
+- ``txt_proj.*`` → ``text_encoder.txt_proj.*``
+- ``input_proj.*``, ``vlf.*``, ``lvf.*`` → ``neck.<same>``
+- ``transformer.*``, ``query_embed.*``, ``voc.*``, ``class_embed.*``, ``bbox_embed.*`` → ``decoder.<same>``
+- ``spatial_decoder.*`` → ``pixel_decoder.*``
+- ``controller.*`` → ``mask_head.controller.*``
 
 Dropped: ``transformer.decoder.bbox_embed.*`` (the same tensors as ``bbox_embed.*``; our decoder receives the
 box heads as an argument instead of holding a second reference), ``text_encoder.embeddings.position_ids``
@@ -26,6 +21,7 @@ Kinetics Video-Swin (``state_dict`` with ``backbone.`` keys, mmaction layout) �
 rules with ``layers.{s}.downsample.*`` → ``features.{2s+1}.*``, the final ``norm`` and the classifier dropped,
 and the (2,4,4) patch kernel summed over time into (1,4,4), as the authors do.
 """
+
 import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
@@ -93,7 +89,14 @@ _SWIN_MLP = [(re.compile(r"\.mlp\.fc1\."), ".mlp.0."), (re.compile(r"\.mlp\.fc2\
 _SWIN_MLP_INV = [(re.compile(r"\.mlp\.0\."), ".mlp.fc1."), (re.compile(r"\.mlp\.3\."), ".mlp.fc2.")]
 
 # Prefixes that only exist in one of the two layouts (used to recognise a file's format).
-_OURS_ONLY = ("neck.", "decoder.", "pixel_decoder.", "mask_head.", "backbone.features.", "text_encoder.model.")
+_OURS_ONLY = (
+    "neck.",
+    "decoder.",
+    "pixel_decoder.",
+    "mask_head.",
+    "backbone.features.",
+    "text_encoder.model.",
+)
 _OFFICIAL_ONLY = ("backbone.0.body.", "txt_proj.", "spatial_decoder.", "controller.", "transformer.", "voc.")
 
 
@@ -191,9 +194,10 @@ def convert_to_official_state_dict(state_dict: Mapping[str, Tensor]) -> Dict[str
 
 def convert_video_swin_kinetics(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
     """
-    A Kinetics Video-Swin ``state_dict`` (keys ``backbone.patch_embed.*``, ``backbone.layers.{s}.blocks.{j}.*``,
-    ``backbone.layers.{s}.downsample.*``, ``backbone.norm.*``, ``cls_head.*``) → the keys of
-    :class:`soc.modeling.backbone.video_swin.VideoSwinTransformer` (no ``backbone.`` prefix).
+    A Kinetics Video-Swin ``state_dict`` (keys ``backbone.patch_embed.*``,
+    ``backbone.layers.{s}.blocks.{j}.*``, ``backbone.layers.{s}.downsample.*``, ``backbone.norm.*``,
+    ``cls_head.*``) → the keys of :class:`soc.modeling.backbone.video_swin.VideoSwinTransformer` (no
+    ``backbone.`` prefix).
 
     Only keys containing ``backbone.`` are kept (as the authors do); the final ``norm`` is dropped (SOC taps
     the stages before it), and a patch kernel with temporal extent > 1 is summed over time.
@@ -257,9 +261,9 @@ def infer_variant(state_dict: Mapping[str, Tensor]) -> Dict[str, Any]:
 
 def convert_checkpoint_file(src: str, dst: str, allow_partial: bool = False) -> Dict[str, Any]:
     """
-    Convert the authors' checkpoint ``src`` (``.pth.tar`` with ``model_state_dict``, or a bare state_dict) into a
-    detectron2 checkpoint ``dst`` (``{"model": ...}``) that ``SOCCheckpointer`` / ``DetectionCheckpointer``
-    load with no missing or unexpected key.
+    Convert the authors' checkpoint ``src`` (``.pth.tar`` with ``model_state_dict``, or a bare state_dict)
+    into a detectron2 checkpoint ``dst`` (``{"model": ...}``) that ``SOCCheckpointer`` /
+    ``DetectionCheckpointer`` load with no missing or unexpected key.
 
     Returns:
         a report: ``variant`` (see :func:`infer_variant`), ``num_tensors``, ``dropped`` and ``unplaced`` keys.
@@ -271,7 +275,9 @@ def convert_checkpoint_file(src: str, dst: str, allow_partial: bool = False) -> 
     loaded = torch.load(src, map_location="cpu", weights_only=True)
     state_dict = extract_state_dict(loaded)
     if is_converted_state_dict(state_dict):
-        raise ValueError(f"{src} is already in our layout (keys such as 'neck.*', 'decoder.*'); nothing to convert")
+        raise ValueError(
+            f"{src} is already in our layout (keys such as 'neck.*', 'decoder.*'); nothing to convert"
+        )
     if not is_official_state_dict(state_dict):
         raise ValueError(f"{src} does not look like an SOC checkpoint (first keys: {list(state_dict)[:5]})")
     converted, unplaced, dropped = convert_official_state_dict(state_dict)
@@ -282,7 +288,11 @@ def convert_checkpoint_file(src: str, dst: str, allow_partial: bool = False) -> 
         )
     variant = infer_variant(converted)
     torch.save(
-        {"model": converted, "__author__": "SOC authors (converted by soc.checkpoint)", "matching_heuristics": False},
+        {
+            "model": converted,
+            "__author__": "SOC authors (converted by soc.checkpoint)",
+            "matching_heuristics": False,
+        },
         dst,
     )
     return {"variant": variant, "num_tensors": len(converted), "dropped": dropped, "unplaced": unplaced}

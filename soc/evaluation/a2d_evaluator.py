@@ -1,7 +1,7 @@
 """A2D-Sentences and JHMDB-Sentences evaluation (MTTR protocol, formats_metrics §3.4, §4, §5.6).
 
-A sample is one (sentence, video, annotated frame[, instance]) with one GT mask, identified by its COCO image id
-(``v_<vid>_f_<frame>_i_<instance>`` for A2D, ``v_<vid>_f_<frame>`` for JHMDB; frame numbers 1-based).
+A sample is one (sentence, video, annotated frame[, instance]) with one GT mask, identified by its COCO image
+id (``v_<vid>_f_<frame>_i_<instance>`` for A2D, ``v_<vid>_f_<frame>`` for JHMDB; frame numbers 1-based).
 
 - Precision@K, overall IoU and mean IoU use the top-scoring query of each sample with the epsilon IoU
   ``(I + 1e-6)/(U + 1e-6)`` and a strict ``IoU > K``.
@@ -11,6 +11,7 @@ A sample is one (sentence, video, annotated frame[, instance]) with one GT mask,
 
 All results are fractions in [0, 1] (COCO's -1 marks an empty area range).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,9 +53,9 @@ def _default_gt_reader(record: dict) -> Optional[np.ndarray]:
 class A2DSentencesEvaluator(DatasetEvaluator):
     """Precision@K, overall/mean IoU and COCO mask AP of referring segmentation on single annotated frames.
 
-    Results on rank 0: ``{"a2d_sentences": {"mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100",
-    "P@0.5", ..., "P@0.9", "oIoU", "mIoU"}}`` (fractions), plus ``temporal/...`` P@K and IoUs over the dataset's
-    temporal subset when it has one.
+    Results on rank 0: ``{"a2d_sentences": {"mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10",
+    "AR100", "P@0.5", ..., "P@0.9", "oIoU", "mIoU"}}`` (fractions), plus ``temporal/...`` P@K and IoUs over
+    the dataset's temporal subset when it has one.
     """
 
     results_key = "a2d_sentences"
@@ -72,7 +73,8 @@ class A2DSentencesEvaluator(DatasetEvaluator):
         Args:
             dataset_name: registered dataset (for the temporal subset in its metadata).
             output_dir: folder for ``<results_key>_samples.json`` (per-sample IoUs); None writes nothing.
-            gt_json: the benchmark's COCO-format GT (MTTR's ``*_annotations_in_coco_format.json``); default: build
+            gt_json: the benchmark's COCO-format GT (MTTR's ``*_annotations_in_coco_format.json``); default:
+                build
                 the GT from the records' masks.
             gt_reader: ``record -> bool (1, H, W)`` GT mask of the annotated frame; default
                 ``soc.data.io.read_masks``. Unused with ``gt_json``.
@@ -125,15 +127,19 @@ class A2DSentencesEvaluator(DatasetEvaluator):
         keep = record.get("keep_frames")
         if keep is not None and len(keep) == 1:
             return int(keep[0])
-        raise ValueError(f"{num_frames} output frames and no single 'keep_frames' index: which one is annotated?")
+        raise ValueError(
+            f"{num_frames} output frames and no single 'keep_frames' index: which one is annotated?"
+        )
 
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
         """
         Args:
-            inputs: mapper dicts with the record's ``image_id`` (or ``video_id``, ``frame_idx``/``annotated_frame``,
+            inputs: mapper dicts with the record's ``image_id`` (or ``video_id``,
+                ``frame_idx``/``annotated_frame``,
                 ``instance_id``/``exp_id``) and GT source.
             outputs: model dicts with ``query_masks`` bool ``(T', N, H, W)`` and ``query_scores`` ``(T', N)``
-                (every query, for mAP), or only ``pred_masks`` ``(T', H, W)`` and ``score`` (top-1 only: P@K and
+                (every query, for mAP), or only ``pred_masks`` ``(T', H, W)`` and ``score`` (top-1 only: P@K
+                and
                 IoU are unchanged but mAP is then not the benchmark's).
         """
         for inp, out in zip(inputs, outputs):
@@ -157,7 +163,9 @@ class A2DSentencesEvaluator(DatasetEvaluator):
                 "image_id": image_id,
                 "key": f"{inp.get('video_id')}/{inp.get('exp_id')}",
                 "temporal": bool(inp.get("temporal", False)),
-                "iou": iou, "I": inter, "U": union,
+                "iou": iou,
+                "I": inter,
+                "U": union,
                 "preds": [(encode_mask(m), float(s)) for m, s in zip(masks, scores)],
             }
             if self._gt_json is None:
@@ -182,19 +190,32 @@ class A2DSentencesEvaluator(DatasetEvaluator):
         if not samples:
             logger.warning("no samples were evaluated")
             return {}
-        results = a2d_summary([s["iou"] for s in samples], [s["I"] for s in samples], [s["U"] for s in samples])
-        preds = [{"image_id": s["image_id"], "category_id": 1, "segmentation": rle, "score": score}
-                 for s in samples for rle, score in s["preds"]]
+        results = a2d_summary(
+            [s["iou"] for s in samples], [s["I"] for s in samples], [s["U"] for s in samples]
+        )
+        preds = [
+            {"image_id": s["image_id"], "category_id": 1, "segmentation": rle, "score": score}
+            for s in samples
+            for rle, score in s["preds"]
+        ]
         ap = coco_mask_ap(self._coco_gt(samples), preds)
-        results = {**{k: ap[k] for k in ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")},
-                   **results}
+        results = {
+            **{k: ap[k] for k in ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")},
+            **results,
+        }
         temporal = self._temporal_keys(samples)
         sub = [s for s in samples if s["key"] in temporal]
         if sub:
             t_res = a2d_summary([s["iou"] for s in sub], [s["I"] for s in sub], [s["U"] for s in sub])
             results.update({f"temporal/{k}": v for k, v in t_res.items()})
-        logger.info("%s over %d samples: mAP %.4f, oIoU %.4f, mIoU %.4f", self.results_key, len(samples),
-                    results["mAP"], results["oIoU"], results["mIoU"])
+        logger.info(
+            "%s over %d samples: mAP %.4f, oIoU %.4f, mIoU %.4f",
+            self.results_key,
+            len(samples),
+            results["mAP"],
+            results["oIoU"],
+            results["mIoU"],
+        )
         if self._output_dir:
             os.makedirs(self._output_dir, exist_ok=True)
             with open(os.path.join(self._output_dir, f"{self.results_key}_samples.json"), "w") as f:
@@ -208,20 +229,37 @@ class A2DSentencesEvaluator(DatasetEvaluator):
             ids = {s["image_id"] for s in samples}
             missing = len({im["id"] for im in full["images"]} - ids)
             if missing:
-                logger.warning("%d images of %s were not evaluated; mAP covers the evaluated ones", missing,
-                               self._gt_json)
-            return {"images": [im for im in full["images"] if im["id"] in ids],
-                    "annotations": [a for a in full["annotations"] if a["image_id"] in ids],
-                    "categories": full.get("categories", [{"id": 1, "name": "dummy_class"}])}
+                logger.warning(
+                    "%d images of %s were not evaluated; mAP covers the evaluated ones",
+                    missing,
+                    self._gt_json,
+                )
+            return {
+                "images": [im for im in full["images"] if im["id"] in ids],
+                "annotations": [a for a in full["annotations"] if a["image_id"] in ids],
+                "categories": full.get("categories", [{"id": 1, "name": "dummy_class"}]),
+            }
         images, annotations = [], []
         for i, s in enumerate(samples, 1):
             rle = s["gt"]
             h, w = rle["size"]
             images.append({"id": s["image_id"], "height": h, "width": w})
-            annotations.append({"id": i, "image_id": s["image_id"], "category_id": 1, "segmentation": rle,
-                                "area": float(mask_util.area(rle)), "bbox": [float(v) for v in mask_util.toBbox(rle)],
-                                "iscrowd": 0})
-        return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "dummy_class"}]}
+            annotations.append(
+                {
+                    "id": i,
+                    "image_id": s["image_id"],
+                    "category_id": 1,
+                    "segmentation": rle,
+                    "area": float(mask_util.area(rle)),
+                    "bbox": [float(v) for v in mask_util.toBbox(rle)],
+                    "iscrowd": 0,
+                }
+            )
+        return {
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": 1, "name": "dummy_class"}],
+        }
 
     def _temporal_keys(self, samples: List[dict]) -> set:
         keys = {s["key"] for s in samples if s["temporal"]}

@@ -1,4 +1,5 @@
 """``build_evaluator``: the evaluator of a dataset, chosen by its metadata's ``evaluator_type``."""
+
 from __future__ import annotations
 
 import os
@@ -49,7 +50,9 @@ def build_evaluator(cfg, dataset_name: str, output_folder: Optional[str] = None)
     if evaluator_type == "a2d_sentences":
         return A2DSentencesEvaluator(dataset_name, output_folder, gt_json=_coco_gt_json(meta, evaluator_type))
     if evaluator_type == "jhmdb_sentences":
-        return JHMDBSentencesEvaluator(dataset_name, output_folder, gt_json=_coco_gt_json(meta, evaluator_type))
+        return JHMDBSentencesEvaluator(
+            dataset_name, output_folder, gt_json=_coco_gt_json(meta, evaluator_type)
+        )
     raise NotImplementedError(
         f"no evaluator for dataset {dataset_name!r} with evaluator_type {evaluator_type!r} "
         "(expected ref_ytvos, ref_davis, a2d_sentences or jhmdb_sentences)"

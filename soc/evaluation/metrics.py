@@ -1,12 +1,15 @@
 """Pure metric functions (numpy) for the four RVOS benchmarks.
 
 DAVIS-2017 region and boundary measures (J, F), their per-object statistics (mean, recall, decay), the
-unsupervised DAVIS protocol (Hungarian id matching), the per-expression aggregation of Ref-YouTube-VOS, and the
-A2D/JHMDB-Sentences quantities (precision@K, overall and mean IoU, COCO mask AP). Written from the protocol
-descriptions in ``formats_metrics.md`` §5; numbers agree with the official tools on its §6 test vectors.
+unsupervised DAVIS protocol (Hungarian id matching), the per-expression aggregation of Ref-YouTube-VOS, and
+the A2D/JHMDB-Sentences quantities (precision@K, overall and mean IoU, COCO mask AP). Written from the
+protocol descriptions in ``formats_metrics.md`` §5; numbers agree with the official tools on its §6 test
+vectors.
 
-Masks are boolean (any non-zero value is foreground), ``(H, W)`` for one frame or ``(T, H, W)`` for a sequence.
+Masks are boolean (any non-zero value is foreground), ``(H, W)`` for one frame or ``(T, H, W)`` for a
+sequence.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,8 +42,9 @@ ArrayOrFloat = Union[float, np.ndarray]
 
 
 # ------------------------------------------------------------------------------------------ J: region
-def db_eval_iou(annotation: np.ndarray, segmentation: np.ndarray,
-                void_pixels: Optional[np.ndarray] = None) -> ArrayOrFloat:
+def db_eval_iou(
+    annotation: np.ndarray, segmentation: np.ndarray, void_pixels: Optional[np.ndarray] = None
+) -> ArrayOrFloat:
     """Region similarity J = |P ∧ G ∧ ¬V| / |(P ∨ G) ∧ ¬V| per frame.
 
     Args:
@@ -106,8 +110,13 @@ def seg2bmap(mask: np.ndarray) -> np.ndarray:
     return b
 
 
-def f_measure(foreground_mask: np.ndarray, gt_mask: np.ndarray, void_pixels: Optional[np.ndarray] = None,
-              bound_th: float = 0.008, kernel: Optional[np.ndarray] = None) -> float:
+def f_measure(
+    foreground_mask: np.ndarray,
+    gt_mask: np.ndarray,
+    void_pixels: Optional[np.ndarray] = None,
+    bound_th: float = 0.008,
+    kernel: Optional[np.ndarray] = None,
+) -> float:
     """Boundary F-measure of one frame.
 
     Args:
@@ -147,8 +156,12 @@ def f_measure(foreground_mask: np.ndarray, gt_mask: np.ndarray, void_pixels: Opt
     return 2 * precision * recall / (precision + recall)
 
 
-def db_eval_boundary(annotation: np.ndarray, segmentation: np.ndarray,
-                     void_pixels: Optional[np.ndarray] = None, bound_th: float = 0.008) -> ArrayOrFloat:
+def db_eval_boundary(
+    annotation: np.ndarray,
+    segmentation: np.ndarray,
+    void_pixels: Optional[np.ndarray] = None,
+    bound_th: float = 0.008,
+) -> ArrayOrFloat:
     """Boundary F-measure per frame.
 
     Args:
@@ -168,8 +181,13 @@ def db_eval_boundary(annotation: np.ndarray, segmentation: np.ndarray,
         return f_measure(pred, gt, void_pixels, bound_th)
     kernel = disk(boundary_radius(*gt.shape[-2:], bound_th))
     void = None if void_pixels is None else np.broadcast_to(np.asarray(void_pixels), gt.shape)
-    return np.array([f_measure(pred[t], gt[t], None if void is None else void[t], bound_th, kernel)
-                     for t in range(gt.shape[0])], dtype=np.float64)
+    return np.array(
+        [
+            f_measure(pred[t], gt[t], None if void is None else void[t], bound_th, kernel)
+            for t in range(gt.shape[0])
+        ],
+        dtype=np.float64,
+    )
 
 
 # ---------------------------------------------------------------------------------------- statistics
@@ -186,7 +204,7 @@ def db_statistics(per_frame_values: Sequence[float]) -> Tuple[float, float, floa
         m = float(np.nanmean(v))
         r = float(np.nanmean(v > 0.5))
         ids = (np.round(np.linspace(1, len(v), 5) + 1e-10) - 1).astype(np.int64).astype(np.uint8)
-        bins = [v[ids[i]: ids[i + 1] + 1] for i in range(4)]
+        bins = [v[ids[i] : ids[i + 1] + 1] for i in range(4)]
         d = float(np.nanmean(bins[0]) - np.nanmean(bins[3]))
     return m, r, d
 
@@ -211,9 +229,13 @@ def split_object_masks(index_maps: np.ndarray, num_objects: Optional[int] = None
     return maps[None] == np.arange(1, k + 1).reshape(-1, *([1] * maps.ndim))
 
 
-def evaluate_unsupervised(gt_masks: np.ndarray, pred_masks: np.ndarray, void_pixels: Optional[np.ndarray] = None,
-                          max_proposals: int = 20, bound_th: float = 0.008
-                          ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def evaluate_unsupervised(
+    gt_masks: np.ndarray,
+    pred_masks: np.ndarray,
+    void_pixels: Optional[np.ndarray] = None,
+    max_proposals: int = 20,
+    bound_th: float = 0.008,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """J and F of one sequence under the DAVIS unsupervised protocol.
 
     Every predicted object is scored against every GT object over all frames; predicted ids are assigned to GT
@@ -227,14 +249,17 @@ def evaluate_unsupervised(gt_masks: np.ndarray, pred_masks: np.ndarray, void_pix
         max_proposals: more predicted objects than this is an error (the official tool aborts).
 
     Returns:
-        (J ``(N_gt, T)``, F ``(N_gt, T)``, matched predicted index per row ``(N_gt,)``); rows follow the order of
+        (J ``(N_gt, T)``, F ``(N_gt, T)``, matched predicted index per row ``(N_gt,)``); rows follow the order
+        of
         the matched predicted ids, as the official tool's per-object rows do.
     """
     gt = np.asarray(gt_masks).astype(bool)
     pred = np.asarray(pred_masks).astype(bool)
     if pred.shape[0] > max_proposals:
-        raise ValueError(f"{pred.shape[0]} predicted objects; the DAVIS unsupervised protocol allows at most "
-                         f"{max_proposals} (a 0/255 PNG is read as object id 255)")
+        raise ValueError(
+            f"{pred.shape[0]} predicted objects; the DAVIS unsupervised protocol allows at most "
+            f"{max_proposals} (a 0/255 PNG is read as object id 255)"
+        )
     n_gt, t = gt.shape[:2]
     if pred.shape[0] < n_gt:
         pad = np.zeros((n_gt - pred.shape[0],) + gt.shape[1:], dtype=bool)
@@ -258,7 +283,7 @@ def jf_aggregate(per_expression: Mapping[str, Tuple[float, float]]) -> Dict[str,
     """Expression-weighted means: J = mean of the per-expression J, F likewise, J&F = (J + F)/2.
 
     Args:
-        per_expression: ``{key: (J_exp, F_exp)}`` where J_exp, F_exp are the means over that expression's frames.
+        per_expression: ``{key: (J_exp, F_exp)}``, the means over each expression's frames.
 
     Returns:
         ``{"J&F", "J", "F"}`` as fractions in [0, 1] (NaN when empty).
@@ -289,7 +314,9 @@ def sample_iou(pred: np.ndarray, gt: np.ndarray) -> Tuple[float, int, int]:
     return (i + 1e-6) / (u + 1e-6), i, u
 
 
-def a2d_summary(ious: Sequence[float], intersections: Sequence[int], unions: Sequence[int]) -> Dict[str, float]:
+def a2d_summary(
+    ious: Sequence[float], intersections: Sequence[int], unions: Sequence[int]
+) -> Dict[str, float]:
     """Dataset-level A2D/JHMDB numbers from per-sample (IoU, I, U).
 
     Returns:
@@ -313,10 +340,12 @@ def coco_mask_ap(gt: Union[dict, "object"], predictions: List[dict]) -> Dict[str
     Args:
         gt: a COCO-format dict (``images``, ``annotations`` with RLE ``segmentation`` and ``area``,
             ``categories``) or a ``pycocotools.coco.COCO``.
-        predictions: ``[{"image_id", "category_id", "segmentation": RLE, "score"}]``, every query of every image.
+        predictions: ``[{"image_id", "category_id", "segmentation": RLE, "score"}]``, every query of every
+            image.
 
     Returns:
-        ``mAP`` (0.5:0.95), ``AP50``, ``AP75``, ``APs``, ``APm``, ``APl``, ``AR1``, ``AR10``, ``AR100``, ``ARs``,
+        ``mAP`` (0.5:0.95), ``AP50``, ``AP75``, ``APs``, ``APm``, ``APl``, ``AR1``, ``AR10``, ``AR100``,
+        ``ARs``,
         ``ARm``, ``ARl`` as fractions; -1 where no GT falls in an area range (the COCO convention).
     """
     from pycocotools.coco import COCO

@@ -2,8 +2,9 @@
 
 For each annotator run a (expressions ``4k + a``; object k gets label k + 1):
 
-1. merge the objects of a sequence frame by frame: probabilities below 0.5 are set to 0, a constant background
-   plane 0.1 is prepended, and the argmax gives an indexed map (ties go to the lower index, as ``argmax`` does);
+1. merge the objects of a sequence frame by frame: probabilities below 0.5 are set to 0, a constant
+   background plane 0.1 is prepended, and the argmax gives an indexed map (ties go to the lower index, as
+   ``argmax`` does);
 2. score the indexed maps with the DAVIS *unsupervised* protocol: GT objects = ids of the first GT frame,
    255 = void, all frames, Hungarian matching of predicted ids to GT objects on mean (J + F)/2;
 3. J-Mean, F-Mean = means over all matched objects of all sequences; J&F = (J + F)/2.
@@ -13,9 +14,10 @@ per-expression score of the referred object (Ref-YouTube-VOS protocol) is report
 measures grounding, while the unsupervised score forgives swapped objects.
 
 Memory: a (run, sequence) keeps one label map and one probability map per frame until all its expressions are
-seen, then is reduced to per-object statistics. Runs whose expressions are split over processes are finished on
-rank 0 from compressed partial maps.
+seen, then is reduced to per-object statistics. Runs whose expressions are split over processes are finished
+on rank 0 from compressed partial maps.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,7 +41,9 @@ BACKGROUND_SCORE = 0.1
 PROB_THRESHOLD = 0.5
 
 RunKey = Tuple[int, str]  # (annotator run, sequence)
-FrameState = Dict[str, Tuple[np.ndarray, np.ndarray]]  # frame -> (label uint8 (H, W), best prob float32 (H, W))
+FrameState = Dict[
+    str, Tuple[np.ndarray, np.ndarray]
+]  # frame -> (label uint8 (H, W), best prob float32 (H, W))
 
 
 def merge_object_probs(state: FrameState, frame_names: List[str], probs: np.ndarray, label: int) -> None:
@@ -72,7 +76,9 @@ def _merge_states(dst: FrameState, src: FrameState) -> None:
 
 def _pack(state: FrameState) -> dict:
     """Compress a partial state for the gather: labels zlib'ed, probabilities kept only under labels."""
-    return {n: (lab.shape, zlib.compress(lab.tobytes(), 1), best[lab > 0]) for n, (lab, best) in state.items()}
+    return {
+        n: (lab.shape, zlib.compress(lab.tobytes(), 1), best[lab > 0]) for n, (lab, best) in state.items()
+    }
 
 
 def _unpack(packed: dict) -> FrameState:
@@ -122,7 +128,8 @@ class RefDAVISEvaluator(RefVOSEvaluator):
     (``pred_masks`` is used, with a warning, when absent). Results on rank 0: ``{"refvos": {"J&F", "J", "F",
     "J-Recall", "J-Decay", "F-Recall", "F-Decay", "anno_<a>/J&F", "anno_<a>/J", "anno_<a>/F",
     "identity/J&F", "identity/J", "identity/F"}}`` as fractions. With an output folder, the merged maps are
-    written as palette PNGs ``<output_dir>/anno_<a>/<seq>/%05d.png`` (frame index), the layout the DAVIS tool reads.
+    written as palette PNGs ``<output_dir>/anno_<a>/<seq>/%05d.png`` (frame index), the layout the DAVIS tool
+    reads.
     """
 
     def __init__(
@@ -149,8 +156,9 @@ class RefDAVISEvaluator(RefVOSEvaluator):
             write_pngs: write ``anno_<a>/<seq>/%05d.png``.
             max_proposals: more predicted objects in a sequence is an error (the DAVIS tool aborts).
         """
-        super().__init__(dataset_name, output_dir, gt_reader=gt_reader, write_submission=False,
-                         distributed=distributed)
+        super().__init__(
+            dataset_name, output_dir, gt_reader=gt_reader, write_submission=False, distributed=distributed
+        )
         self._expected = expected_expressions
         self._index_reader = index_reader or read_index_maps
         self._write_pngs = write_pngs and output_dir is not None
@@ -168,7 +176,9 @@ class RefDAVISEvaluator(RefVOSEvaluator):
         if self._expected is None and self._dataset_name is not None:
             self._expected = {}
             for r in DatasetCatalog.get(self._dataset_name):
-                self._expected.setdefault((int(r["exp_id"]) % NUM_RUNS, r["video_id"]), set()).add(str(r["exp_id"]))
+                self._expected.setdefault((int(r["exp_id"]) % NUM_RUNS, r["video_id"]), set()).add(
+                    str(r["exp_id"])
+                )
         return self._expected
 
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
@@ -180,14 +190,20 @@ class RefDAVISEvaluator(RefVOSEvaluator):
                 probs = as_numpy(out["mask_probs"]).astype(np.float32)
             else:
                 if not self._warned_probs:
-                    logger.warning("outputs carry no 'mask_probs': merging objects from the binary pred_masks")
+                    logger.warning(
+                        "outputs carry no 'mask_probs': merging objects from the binary pred_masks"
+                    )
                     self._warned_probs = True
                 probs = as_numpy(out["pred_masks"]).astype(np.float32)
             probs = self._check_masks(inp, probs)
             key = (run, seq)
             self._records.setdefault(seq, _gt_record(inp))
-            merge_object_probs(self._pending.setdefault(key, {}), [str(n) for n in inp["frame_names"]], probs, label)
-            self._covered.setdefault(key, {}).setdefault(exp_id, set()).update(str(n) for n in inp["frame_names"])
+            merge_object_probs(
+                self._pending.setdefault(key, {}), [str(n) for n in inp["frame_names"]], probs, label
+            )
+            self._covered.setdefault(key, {}).setdefault(exp_id, set()).update(
+                str(n) for n in inp["frame_names"]
+            )
             if self._is_complete(key):
                 self._finish(key, self._pending.pop(key))
                 self._covered.pop(key)
@@ -255,11 +271,23 @@ class RefDAVISEvaluator(RefVOSEvaluator):
             if stats.size == 0:
                 continue
             j_m, f_m = float(stats[:, 0].mean()), float(stats[:, 3].mean())
-            per_run[run] = {"J&F": (j_m + f_m) / 2, "J": j_m, "F": f_m, "J-Recall": float(stats[:, 1].mean()),
-                            "J-Decay": float(stats[:, 2].mean()), "F-Recall": float(stats[:, 4].mean()),
-                            "F-Decay": float(stats[:, 5].mean())}
-            logger.info("Ref-DAVIS17 anno_%d: J&F %.4f (J %.4f, F %.4f) over %d objects", run,
-                        per_run[run]["J&F"], j_m, f_m, len(stats))
+            per_run[run] = {
+                "J&F": (j_m + f_m) / 2,
+                "J": j_m,
+                "F": f_m,
+                "J-Recall": float(stats[:, 1].mean()),
+                "J-Decay": float(stats[:, 2].mean()),
+                "F-Recall": float(stats[:, 4].mean()),
+                "F-Decay": float(stats[:, 5].mean()),
+            }
+            logger.info(
+                "Ref-DAVIS17 anno_%d: J&F %.4f (J %.4f, F %.4f) over %d objects",
+                run,
+                per_run[run]["J&F"],
+                j_m,
+                f_m,
+                len(stats),
+            )
         if per_run:
             for name in ("J&F", "J", "F", "J-Recall", "J-Decay", "F-Recall", "F-Decay"):
                 results[name] = float(np.mean([v[name] for v in per_run.values()]))

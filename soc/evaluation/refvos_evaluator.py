@@ -1,10 +1,11 @@
 """Ref-YouTube-VOS style evaluation: per-expression J and F, expression-weighted means, and the submission.
 
 Protocol (formats_metrics §1.5, §5.4): for each (video, exp_id), J and F are computed on every frame that has
-ground truth and averaged over those frames; J and F are then averaged over expressions (each expression counts
-once, however many frames it has) and J&F = (J + F)/2. All scores are **fractions in [0, 1]** (the server and
-papers print percent). No frame is skipped, no void, no id matching.
+ground truth and averaged over those frames; J and F are then averaged over expressions (each expression
+counts once, however many frames it has) and J&F = (J + F)/2. All scores are **fractions in [0, 1]** (the
+server and papers print percent). No frame is skipped, no void, no id matching.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,10 @@ def read_referred_masks(record: dict) -> Optional[np.ndarray]:
         stems = {os.path.splitext(os.path.basename(p))[0]: i for i, p in enumerate(ann["files"])}
         missing = [n for n in record["frame_names"] if n not in stems]
         if missing:
-            raise FileNotFoundError(f"{record.get('video_id')}/{record.get('exp_id')}: no annotation PNG for "
-                                    f"frames {missing[:5]} among {os.path.dirname(ann['files'][0])}")
+            raise FileNotFoundError(
+                f"{record.get('video_id')}/{record.get('exp_id')}: no annotation PNG for "
+                f"frames {missing[:5]} among {os.path.dirname(ann['files'][0])}"
+            )
         frames = [stems[n] for n in record["frame_names"]]
     return read_masks(record, frames)
 
@@ -64,7 +67,8 @@ def read_referred_masks(record: dict) -> Optional[np.ndarray]:
 class RefVOSEvaluator(DatasetEvaluator):
     """Per-expression J&F for Ref-YouTube-VOS-format datasets, and the Ref-YouTube-VOS submission.
 
-    ``process`` reduces every (video, expression) to per-frame (J, F) pairs and, when an output folder is given,
+    ``process`` reduces every (video, expression) to per-frame (J, F) pairs and, when an output folder is
+    given,
     writes the submission PNGs ``<output_dir>/Annotations/<video>/<exp_id>/<frame>.png``; ``evaluate`` gathers
     the pairs on rank 0, zips the submission (``<output_dir>/submission.zip``) and scores the expressions that
     have ground truth. Without any ground truth (the real valid split) it returns ``{}``.
@@ -88,7 +92,8 @@ class RefVOSEvaluator(DatasetEvaluator):
             dataset_name: registered dataset; its metadata's ``temporal_subset`` is read at evaluation time.
             output_dir: folder for the submission and ``refvos_per_expression.json`` (None: write nothing).
             temporal_subset: ``"<video>/<exp_id>"`` keys to report separately (overrides the metadata).
-            gt_reader: ``record -> bool (T, H, W) | None``, the GT masks of the referred object for the record's
+            gt_reader: ``record -> bool (T, H, W) | None``, the GT masks of the referred object for the
+                record's
                 frames; default :func:`read_referred_masks`.
             write_submission: write the ``Annotations/`` PNG tree and zip it.
             distributed: gather the records of all processes on rank 0.
@@ -120,7 +125,9 @@ class RefVOSEvaluator(DatasetEvaluator):
             if inp.get("temporal"):
                 self._flagged_temporal.add(key)
             if self._write_submission:
-                write_expression_masks(self._output_dir, inp["video_id"], inp["exp_id"], inp["frame_names"], masks)
+                write_expression_masks(
+                    self._output_dir, inp["video_id"], inp["exp_id"], inp["frame_names"], masks
+                )
             gt = self._gt_reader(inp)
             if gt is None:
                 self._no_gt.add(key)
@@ -167,7 +174,9 @@ class RefVOSEvaluator(DatasetEvaluator):
         frames, no_gt, flagged = merge_frame_records(g[:3] for g in gathered)
         if self._write_submission:
             path = zip_submission(self._output_dir)
-            logger.info("Ref-YouTube-VOS submission (%d expressions) written to %s", len(frames) + len(no_gt), path)
+            logger.info(
+                "Ref-YouTube-VOS submission (%d expressions) written to %s", len(frames) + len(no_gt), path
+            )
         if no_gt and frames:
             logger.warning("%d expressions have no ground truth and are not scored", len(no_gt))
         if not frames:
@@ -180,8 +189,13 @@ class RefVOSEvaluator(DatasetEvaluator):
             subset = {k: v for k, v in per_expression.items() if k in temporal}
             if subset:
                 results.update({f"temporal/{m}": v for m, v in jf_aggregate(subset).items()})
-        logger.info("per-expression J&F over %d expressions: %.4f (J %.4f, F %.4f)", len(per_expression),
-                    results["J&F"], results["J"], results["F"])
+        logger.info(
+            "per-expression J&F over %d expressions: %.4f (J %.4f, F %.4f)",
+            len(per_expression),
+            results["J&F"],
+            results["J"],
+            results["F"],
+        )
         if self._output_dir:
             os.makedirs(self._output_dir, exist_ok=True)
             with open(os.path.join(self._output_dir, "refvos_per_expression.json"), "w") as f:
@@ -197,7 +211,9 @@ class RefVOSEvaluator(DatasetEvaluator):
         return subset
 
 
-def merge_frame_records(gathered: Iterable[tuple]) -> Tuple[Dict[str, Dict[str, Tuple[float, float]]], set, set]:
+def merge_frame_records(
+    gathered: Iterable[tuple],
+) -> Tuple[Dict[str, Dict[str, Tuple[float, float]]], set, set]:
     """Union of the ``(frames, no_gt, flagged)`` states of several processes (a clip split over two processes
     contributes its frames from both)."""
     frames: Dict[str, Dict[str, Tuple[float, float]]] = {}
@@ -209,4 +225,3 @@ def merge_frame_records(gathered: Iterable[tuple]) -> Tuple[Dict[str, Dict[str, 
         no_gt |= part_no_gt
         flagged |= part_flagged
     return frames, no_gt, flagged
-

@@ -1,9 +1,11 @@
 """Files the benchmarks' servers and tools read: the Ref-YouTube-VOS submission and DAVIS palette PNGs.
 
-Ref-YouTube-VOS (formats_metrics §1.5): ``Annotations/<video_id>/<exp_id>/<frame>.png``, one single-channel 8-bit
-``L`` PNG per listed frame at the original size, 0 = background and 255 = foreground, zipped with ``Annotations/``
-as the top folder of the archive. Ref-DAVIS17 (§2.3): indexed palette PNGs ``anno_<a>/<seq>/%05d.png``.
+Ref-YouTube-VOS (formats_metrics §1.5): ``Annotations/<video_id>/<exp_id>/<frame>.png``, one single-channel
+8-bit ``L`` PNG per listed frame at the original size, 0 = background and 255 = foreground, zipped with
+``Annotations/`` as the top folder of the archive. Ref-DAVIS17 (§2.3): indexed palette PNGs
+``anno_<a>/<seq>/%05d.png``.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +18,9 @@ from PIL import Image
 __all__ = ["write_expression_masks", "zip_submission", "write_index_png"]
 
 
-def write_expression_masks(root: str, video_id: str, exp_id: str, frame_names: Sequence[str],
-                           masks: np.ndarray) -> List[str]:
+def write_expression_masks(
+    root: str, video_id: str, exp_id: str, frame_names: Sequence[str], masks: np.ndarray
+) -> List[str]:
     """Write one expression's masks as ``<root>/Annotations/<video_id>/<exp_id>/<frame>.png``.
 
     Args:
@@ -30,7 +33,9 @@ def write_expression_masks(root: str, video_id: str, exp_id: str, frame_names: S
     """
     masks = np.asarray(masks)
     if masks.ndim != 3 or masks.shape[0] != len(frame_names):
-        raise ValueError(f"{video_id}/{exp_id}: {len(frame_names)} frame names for masks of shape {masks.shape}")
+        raise ValueError(
+            f"{video_id}/{exp_id}: {len(frame_names)} frame names for masks of shape {masks.shape}"
+        )
     out_dir = os.path.join(root, "Annotations", str(video_id), str(exp_id))
     os.makedirs(out_dir, exist_ok=True)
     paths = []
@@ -42,7 +47,8 @@ def write_expression_masks(root: str, video_id: str, exp_id: str, frame_names: S
 
 
 def zip_submission(root: str, zip_path: Optional[str] = None) -> str:
-    """Zip ``<root>/Annotations`` into ``zip_path`` (default ``<root>/submission.zip``) with ``Annotations/`` as
+    """Zip ``<root>/Annotations`` into ``zip_path`` (default ``<root>/submission.zip``) with ``Annotations/``
+    as
     the archive's top folder, files in sorted order (a deterministic archive for the same masks).
 
     Returns:

@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 ENV_VAR = "SOC_MS_DEFORM_ATTN"
 _ENV_CHOICES = ("auto", "reference")
-_BACKENDS = ("cuda_kernel", "cpu_kernel", "reference")
 
 # Lazily filled by _extension(): (module or None, reason it is missing or None).
 _EXT_STATE: Optional[Tuple[Optional[ModuleType], Optional[str]]] = None

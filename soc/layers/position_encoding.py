@@ -3,6 +3,7 @@
 Both depend only on a padding mask (True = padding), so positions count valid elements only: a padded
 sentence or frame gets the same encoding on its valid part as the unpadded one.
 """
+
 import math
 from typing import Optional
 

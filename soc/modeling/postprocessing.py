@@ -10,6 +10,7 @@ We resample the *unpadded* part of the logit map instead: original pixel i sampl
 is exactly the authors' ``F.interpolate`` of the cropped map (and that is what runs); otherwise separable
 bilinear weights implement the same formula, so padding and odd sizes never stretch the masks.
 """
+
 from typing import Tuple
 
 import torch
@@ -35,7 +36,7 @@ def select_query(pred_cls: Tensor) -> Tuple[Tensor, int, Tensor]:
 
 
 def _bilinear_weights(out_size: int, in_size: int, scale: float, device: torch.device) -> Tensor:
-    """(out_size, in_size) matrix of bilinear taps at ``src = (i + 0.5) · scale − 0.5`` (clamped as PyTorch)."""
+    """(out_size, in_size) bilinear taps at ``src = (i + 0.5) · scale − 0.5`` (clamped as PyTorch does)."""
     src = ((torch.arange(out_size, dtype=torch.float64, device=device) + 0.5) * scale - 0.5).clamp(min=0)
     i0 = src.floor().long().clamp(max=in_size - 1)
     i1 = (i0 + 1).clamp(max=in_size - 1)

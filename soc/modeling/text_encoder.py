@@ -6,6 +6,7 @@ The encoder is frozen by default but follows the module's train/eval mode (its d
 as in the authors' code). Differences: encoders without a pooler (e.g. MiniLM) can use the mean of the word
 features or the first token (``SENTENCE_FEATURE``); the resizer lives here rather than on the model.
 """
+
 import importlib
 import logging
 import os
@@ -56,7 +57,7 @@ class FeatureResizer(nn.Module):
 
 
 class TextEncoder(nn.Module):
-    """Tokenises expressions and returns projected word features, their padding mask and a sentence feature."""
+    """Tokenises expressions; returns projected word features, their padding mask and a sentence feature."""
 
     @configurable
     def __init__(
@@ -111,7 +112,9 @@ class TextEncoder(nn.Module):
             raise ValueError("TextEncoder: no expressions given")
         for i, e in enumerate(expressions):
             if not isinstance(e, str) or not e.strip():
-                raise ValueError(f"TextEncoder: expression {i} is empty ({e!r}); every clip needs an expression")
+                raise ValueError(
+                    f"TextEncoder: expression {i} is empty ({e!r}); every clip needs an expression"
+                )
         tokens = self.tokenizer(expressions, padding="longest", return_tensors="pt")
         return {k: v.to(device) for k, v in tokens.items()}
 

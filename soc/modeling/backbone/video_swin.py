@@ -6,6 +6,7 @@ merging) and no final norm reproduces the authors' four stage outputs exactly; t
 :mod:`soc.checkpoint.convert`. The 2-D position encodings that the authors' ``Joiner`` attaches to the
 backbone live in the neck here.
 """
+
 import logging
 from typing import Dict, List, Sequence
 
@@ -81,7 +82,9 @@ class VideoSwinTransformer(Backbone):
         names = [f"res{i + 2}" for i in range(num_stages)]
         unknown = set(out_features) - set(names)
         if unknown:
-            raise ValueError(f"VideoSwinTransformer: unknown out_features {sorted(unknown)}; choose from {names}")
+            raise ValueError(
+                f"VideoSwinTransformer: unknown out_features {sorted(unknown)}; choose from {names}"
+            )
         self._out_features = [n for n in names if n in out_features]
         self._out_feature_channels = {n: embed_dim * 2**i for i, n in enumerate(names)}
         self._out_feature_strides = {n: int(patch_size[1]) * 2**i for i, n in enumerate(names)}
@@ -91,7 +94,7 @@ class VideoSwinTransformer(Backbone):
         self._freeze_stages()
 
     def load_kinetics(self, path: str) -> None:
-        """Load a Kinetics Video-Swin checkpoint (local file) into the stages; see ``convert_video_swin_kinetics``."""
+        """Load a Kinetics Video-Swin checkpoint (local file); see ``convert_video_swin_kinetics``."""
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         state_dict = checkpoint.get("state_dict", checkpoint)
         converted = convert_video_swin_kinetics(state_dict)
@@ -133,7 +136,7 @@ class VideoSwinTransformer(Backbone):
             x: (B, T, 3, H, W) normalised frames.
 
         Returns:
-            ``{"res2": (B·T, C, ⌈H/4⌉, ⌈W/4⌉), "res3": (B·T, 2C, ., .), ...}``, frames batch-major (``(b t)``);
+            ``{"res2": (B·T, C, ⌈H/4⌉, ⌈W/4⌉), "res3": (B·T, 2C, ., .), ...}``, frames batch-major;
             the stage outputs before patch merging, without extra normalisation.
         """
         if x.dim() != 5:

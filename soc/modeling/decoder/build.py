@@ -1,4 +1,5 @@
 """Registry and builder of SOC decoders (frame-level queries, video-level clustering and prediction heads)."""
+
 from detectron2.utils.registry import Registry
 from torch import nn
 

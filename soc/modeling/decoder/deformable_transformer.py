@@ -1,10 +1,11 @@
 """Deformable-DETR transformer run per frame (single stage, iterative box refinement), as SOC uses it.
 
-Differences from the authors' ``models/deformable_transformer.py``: the box heads used for refinement are passed
-to :meth:`DeformableTransformer.forward` instead of being stored a second time on the decoder (so the
+Differences from the authors' ``models/deformable_transformer.py``: the box heads used for refinement are
+passed to :meth:`DeformableTransformer.forward` instead of being stored a second time on the decoder (so the
 checkpoint has no ``transformer.decoder.bbox_embed`` duplicate); the decoder does not return the unused
 "top-30 sampling points"; no two-stage variant (SOC never uses it). The function computed is unchanged.
 """
+
 import copy
 from typing import List, Optional, Sequence, Tuple
 
@@ -37,9 +38,7 @@ def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:
 class DeformableTransformerEncoderLayer(nn.Module):
     """Post-norm layer: deformable self-attention (query = src + pos) → add & LN → FFN → add & LN."""
 
-    def __init__(
-        self, d_model: int, d_ffn: int, dropout: float, n_levels: int, n_heads: int, n_points: int
-    ):
+    def __init__(self, d_model: int, d_ffn: int, dropout: float, n_levels: int, n_heads: int, n_points: int):
         super().__init__()
         self.self_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
         self.dropout1 = nn.Dropout(dropout)
@@ -109,9 +108,7 @@ class DeformableTransformerEncoder(nn.Module):
 class DeformableTransformerDecoderLayer(nn.Module):
     """Post-norm layer: self-attention (q = k = tgt + query_pos) → deformable cross-attention → FFN."""
 
-    def __init__(
-        self, d_model: int, d_ffn: int, dropout: float, n_levels: int, n_heads: int, n_points: int
-    ):
+    def __init__(self, d_model: int, d_ffn: int, dropout: float, n_levels: int, n_heads: int, n_points: int):
         super().__init__()
         self.cross_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
         self.dropout1 = nn.Dropout(dropout)
@@ -146,7 +143,12 @@ class DeformableTransformerDecoderLayer(nn.Module):
         tgt2 = self.self_attn(q.transpose(0, 1), k.transpose(0, 1), tgt.transpose(0, 1))[0].transpose(0, 1)
         tgt = self.norm2(tgt + self.dropout2(tgt2))
         tgt2, locations, weights = self.cross_attn(
-            _with_pos(tgt, query_pos), reference_points, src, src_spatial_shapes, level_start_index, src_padding_mask
+            _with_pos(tgt, query_pos),
+            reference_points,
+            src,
+            src_spatial_shapes,
+            level_start_index,
+            src_padding_mask,
         )
         tgt = self.norm1(tgt + self.dropout1(tgt2))
         tgt2 = self.linear2(self.dropout3(F.relu(self.linear1(tgt))))
@@ -185,7 +187,10 @@ class DeformableTransformerDecoder(nn.Module):
         intermediate, intermediate_refs = [], []
         for lid, layer in enumerate(self.layers):
             if reference_points.shape[-1] == 4:
-                ref_input = reference_points[:, :, None] * torch.cat([src_valid_ratios, src_valid_ratios], -1)[:, None]
+                ref_input = (
+                    reference_points[:, :, None]
+                    * torch.cat([src_valid_ratios, src_valid_ratios], -1)[:, None]
+                )
             else:
                 ref_input = reference_points[:, :, None] * src_valid_ratios[:, None]
             output = layer(
@@ -196,7 +201,9 @@ class DeformableTransformerDecoder(nn.Module):
                 if reference_points.shape[-1] == 4:
                     new_ref = (delta + inverse_sigmoid(reference_points)).sigmoid()
                 else:
-                    new_ref = torch.cat([delta[..., :2] + inverse_sigmoid(reference_points), delta[..., 2:]], -1)
+                    new_ref = torch.cat(
+                        [delta[..., :2] + inverse_sigmoid(reference_points), delta[..., 2:]], -1
+                    )
                     new_ref = new_ref.sigmoid()
                 reference_points = new_ref.detach()
             intermediate.append(output)
@@ -286,7 +293,9 @@ class DeformableTransformer(nn.Module):
         level_start_index = torch.cat((spatial_shapes.new_zeros((1,)), spatial_shapes.prod(1).cumsum(0)[:-1]))
         valid_ratios = torch.stack([self.get_valid_ratio(m) for m in masks], 1)  # (N, L, 2)
 
-        memory = self.encoder(src_flatten, spatial_shapes, level_start_index, valid_ratios, pos_flatten, mask_flatten)
+        memory = self.encoder(
+            src_flatten, spatial_shapes, level_start_index, valid_ratios, pos_flatten, mask_flatten
+        )
 
         N, _, C = memory.shape
         query_pos = query_embed.unsqueeze(0).expand(N, -1, -1)

@@ -12,6 +12,7 @@ Evaluation: as the authors' code, VOC sees only the last layer and the predictio
 Differences: with VOC disabled (the "w/o VOC" ablation), the heads read the frame queries and ``pred_logit``
 is their mean over frames, so the contrastive loss still has a per-query embedding.
 """
+
 import copy
 import math
 from typing import Dict, List
@@ -67,7 +68,7 @@ class SIM(nn.Module):
                 configs); False shares one head across layers and keeps the initial reference.
             voc_*: the VOC (``voc_num_queries`` must equal ``num_queries``: video query n is added to frame
                 query n).
-            test_head_layer: decoder layer whose heads give the evaluation predictions (negative: from the end).
+            test_head_layer: decoder layer whose heads give the evaluation predictions (< 0: from the end).
         """
         super().__init__()
         if not -dec_layers <= test_head_layer < dec_layers:

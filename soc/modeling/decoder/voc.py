@@ -1,15 +1,16 @@
 """VOC: video-level object cluster (paper §3.3; authors' ``models/voc.py``, after VITA).
 
-A temporal encoder (full self-attention over the T·Q frame queries of a clip, no temporal embedding) followed by
-an object-grouping decoder whose N video queries start as the sentence feature (repeated N times), with a
+A temporal encoder (full self-attention over the T·Q frame queries of a clip, no temporal embedding) followed
+by an object-grouping decoder whose N video queries start as the sentence feature (repeated N times), with a
 learned query position ``query_embed`` and one key position per frame-query slot ``fq_pos`` (repeated over
-time). Post-norm layers; a final ``decoder_norm``. Output: N video queries per clip and per decoder layer fed in.
+time). Post-norm layers; a final ``decoder_norm``. Output: N video queries per clip and per decoder layer.
 
 Deliberate difference: the authors reshape ``[L, T, B, Q, C]`` straight to ``[L·B, T, Q, C]``, which mixes
 batch and time when B > 1 and T > 1; here the input is ``[L, B, T, Q, C]`` and each clip only sees its own
 frames. At B = 1 both are identical. The windowed temporal encoder (``window_size > 0``, unused by every
 released configuration) is not implemented.
 """
+
 from typing import Optional
 
 import torch
@@ -58,7 +59,9 @@ class CrossAttentionLayer(nn.Module):
     def forward(
         self, tgt: Tensor, memory: Tensor, pos: Optional[Tensor] = None, query_pos: Optional[Tensor] = None
     ) -> Tensor:
-        tgt2 = self.multihead_attn(query=_with_pos(tgt, query_pos), key=_with_pos(memory, pos), value=memory)[0]
+        tgt2 = self.multihead_attn(query=_with_pos(tgt, query_pos), key=_with_pos(memory, pos), value=memory)[
+            0
+        ]
         return self.norm(tgt + self.dropout(tgt2))
 
 
@@ -106,7 +109,9 @@ class VOC(nn.Module):
         self.enc_self_attn = nn.ModuleList(
             [SelfAttentionLayer(hidden_dim, nheads, dropout) for _ in range(enc_layers)]
         )
-        self.enc_ffn = nn.ModuleList([FFNLayer(hidden_dim, dim_feedforward, dropout) for _ in range(enc_layers)])
+        self.enc_ffn = nn.ModuleList(
+            [FFNLayer(hidden_dim, dim_feedforward, dropout) for _ in range(enc_layers)]
+        )
         self.transformer_self_attention_layers = nn.ModuleList(
             [SelfAttentionLayer(hidden_dim, nheads, dropout) for _ in range(dec_layers)]
         )

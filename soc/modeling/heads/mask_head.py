@@ -6,6 +6,7 @@ input **pixels** (reference centre × unpadded input size − cell centre at str
 masks stay at the resolution of the mask features (stride 4 of the padded input). Differences: batched
 ``einsum`` in place of one grouped convolution over all instances (same function).
 """
+
 from typing import List, Tuple
 
 import torch
@@ -55,7 +56,9 @@ class DynamicMaskHead(nn.Module):
             nn.init.zeros_(layer.bias)
             nn.init.xavier_uniform_(layer.weight)
 
-    def forward(self, queries: Tensor, references: Tensor, mask_features: Tensor, image_sizes: Tensor) -> Tensor:
+    def forward(
+        self, queries: Tensor, references: Tensor, mask_features: Tensor, image_sizes: Tensor
+    ) -> Tensor:
         """
         Legend: B clips, T frames, Q queries, C width, D mask channels, h × w mask-feature size.
 

@@ -1,4 +1,5 @@
 """A plain multi-layer perceptron (DETR's ``MLP``), used for the box heads and the mask-kernel controller."""
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 

@@ -3,6 +3,7 @@
 From the encoder memory at s32 down to the backbone's s4 stage: 3×3 conv + GroupNorm(8) + ReLU per level,
 1×1 adapters on the finer maps added after nearest upsampling, and a final 3×3 conv to the mask-feature width.
 """
+
 from typing import List, Sequence
 
 import torch.nn.functional as F

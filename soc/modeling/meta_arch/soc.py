@@ -11,6 +11,7 @@ class/box heads, pixel decoder, dynamic mask head. Differences, all deliberate:
 * masks are resized to the original size from the unpadded part of the logit map
   (:mod:`soc.modeling.postprocessing`); identical to the authors' path without padding.
 """
+
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -94,7 +95,9 @@ class SOC(nn.Module):
             "text_encoder": TextEncoder(cfg),
             "neck": build_neck(cfg, shapes),
             "decoder": build_decoder(cfg),
-            "pixel_decoder": FPNSpatialDecoder(hidden, [hidden, hidden, shapes[mask_in].channels], m.MASK_DIM),
+            "pixel_decoder": FPNSpatialDecoder(
+                hidden, [hidden, hidden, shapes[mask_in].channels], m.MASK_DIM
+            ),
             "mask_head": DynamicMaskHead(
                 hidden_dim=hidden,
                 mask_dim=m.MASK_DIM,
@@ -130,7 +133,9 @@ class SOC(nn.Module):
         """
         T = frames[0].shape[0]
         if any(f.shape[0] != T for f in frames):
-            raise ValueError(f"clips of one batch must have the same number of frames, got {[f.shape[0] for f in frames]}")
+            raise ValueError(
+                f"clips of one batch must have the same number of frames, got {[f.shape[0] for f in frames]}"
+            )
         H = max(int(f.shape[-2]) for f in frames)
         W = max(int(f.shape[-1]) for f in frames)
         images = torch.zeros(len(frames), T, 3, H, W, device=self.device)
@@ -162,7 +167,8 @@ class SOC(nn.Module):
 
         Returns:
             the criterion's input: ``pred_cls`` (T', B, N, K), ``pred_boxes`` (T', B, N, 4) normalised cxcywh,
-            ``pred_masks`` (T', B, N, h, w) logits, ``pred_logit`` (B, N, C), ``text_sentence_feature`` (B, C),
+            ``pred_masks`` (T', B, N, h, w) logits, ``pred_logit`` (B, N, C), ``text_sentence_feature``
+            (B, C),
             and ``aux_outputs`` (earlier decoder layers, training only). Evaluation returns the test head
             layer's predictions and no ``aux_outputs``.
         """
@@ -220,7 +226,9 @@ class SOC(nn.Module):
             raise RuntimeError("SOC was built without a criterion; it cannot be trained")
         images, pad_mask, sizes = self.preprocess([x["frames"] for x in batched_inputs])
         keep = _stack_keep_frames(batched_inputs, self.device)
-        outputs = self.forward_network(images, pad_mask, [x["expression"] for x in batched_inputs], sizes, keep)
+        outputs = self.forward_network(
+            images, pad_mask, [x["expression"] for x in batched_inputs], sizes, keep
+        )
         H, W = images.shape[-2:]
         targets = []
         for x in batched_inputs:

@@ -1,4 +1,5 @@
 """Registry and builder of SOC necks (vision-language fusion between the backbone and the decoder)."""
+
 from typing import Dict
 
 from detectron2.layers import ShapeSpec

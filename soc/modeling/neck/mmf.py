@@ -1,4 +1,4 @@
-"""MMF: multi-modal fusion of the backbone's maps with the expression (paper §3.2; authors' ``models/vla.py``).
+"""MMF: multi-modal fusion of the backbone's maps with the expression (paper §3.2; authors' ``vla.py``).
 
 Per level (s8, s16, s32 from ``res3..res5``, plus extra stride-2 levels from the raw last stage): a 1×1 conv +
 GroupNorm projects the stage to C; language→vision (``vlf``): ``v ⊙ MHA(q=v, k=words+PE, v=words)``;
@@ -10,6 +10,7 @@ is the vision-aware sentence feature F_gud of the contrastive loss.
 As the authors' code: element-wise product without residual or norm (``NECK.RESIDUAL`` adds the input back,
 the paper's Eq. 3 reading); position encodings only on keys.
 """
+
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -26,7 +27,7 @@ __all__ = ["MMF", "MMFLayer"]
 
 
 class MMFLayer(nn.Module):
-    """One cross-modal fusion block: ``out = tgt ⊙ MHA(tgt + query_pos, memory + pos, memory)`` (+ ``tgt``)."""
+    """One fusion block: ``out = tgt ⊙ MHA(tgt + query_pos, memory + pos, memory)`` (+ ``tgt``)."""
 
     def __init__(self, d_model: int, nhead: int, dropout: float = 0.0, residual: bool = False):
         super().__init__()
@@ -91,7 +92,8 @@ class MMF(nn.Module):
         for name in self.in_features:
             proj.append(
                 nn.Sequential(
-                    nn.Conv2d(input_shape[name].channels, hidden_dim, kernel_size=1), nn.GroupNorm(32, hidden_dim)
+                    nn.Conv2d(input_shape[name].channels, hidden_dim, kernel_size=1),
+                    nn.GroupNorm(32, hidden_dim),
                 )
             )
         in_channels = input_shape[self.in_features[-1]].channels

@@ -1,0 +1,153 @@
+"""tools/eval_jf.py on the formats_metrics §6.2 fixture written as PNG folders (binary and palette GT)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import eval_jf  # noqa: E402
+
+from soc.data.io import davis_palette  # noqa: E402
+
+TOL = 1e-6
+
+
+def sq(r0, r1, c0, c1):
+    m = np.zeros((5, 5), bool)
+    m[r0:r1, c0:c1] = True
+    return m
+
+
+G, Z = sq(1, 4, 1, 4), np.zeros((5, 5), bool)
+# §6.2: sequence -> [(GT, prediction)] per frame
+FIXTURE = {
+    "vidA/0": [(G, G), (G, sq(1, 4, 2, 5)), (G, Z)],
+    "vidB/0": [(Z, Z), (G, sq(1, 3, 1, 3))],
+}
+FRAMES = {"vidA": ["00000", "00005", "00010"], "vidB": ["00005", "00010"]}
+
+
+def save(path, arr, palette=False):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    img = Image.fromarray(arr.astype(np.uint8))
+    if palette:
+        img.putpalette(davis_palette())
+    img.save(path)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    for key, frames in FIXTURE.items():
+        video = key.split("/")[0]
+        for name, (g, p) in zip(FRAMES[video], frames):
+            save(os.path.join(gt, key, name + ".png"), g * 255)
+            save(os.path.join(pred, key, name + ".png"), p * 255)
+    return str(pred), str(gt), tmp_path
+
+
+def test_binary_layout_and_json(folders, capsys):
+    pred, gt, tmp = folders
+    out = str(tmp / "res" / "scores.json")
+    scores = eval_jf.main(["--pred", pred, "--gt", gt, "--json", out])
+    assert scores["J"] == pytest.approx(0.611111, abs=TOL)
+    assert scores["F"] == pytest.approx(0.822464, abs=TOL)
+    assert scores["J&F"] == pytest.approx(0.716787, abs=TOL)
+    with open(out) as f:
+        saved = json.load(f)
+    assert set(saved) == {"J", "F", "J&F", "sequences"}
+    assert saved["J&F"] == pytest.approx(0.716787, abs=TOL)
+    assert saved["sequences"]["vidA/0"] == pytest.approx({"J": 0.5, "F": 2 / 3})
+    assert saved["sequences"]["vidB/0"] == pytest.approx({"J": 0.722222, "F": 0.978261}, abs=TOL)
+    table = capsys.readouterr().out
+    assert "vidA/0" in table and "mean" in table and "71.68" in table
+
+
+def test_missing_prediction(folders):
+    pred, gt, _ = folders
+    missing = os.path.join(pred, "vidA", "0", "00000.png")
+    os.remove(missing)
+    with pytest.raises(SystemExit) as err:
+        eval_jf.main(["--pred", pred, "--gt", gt])
+    assert missing in str(err.value.code)
+    # scored as empty: vidA frame 1 becomes (G, Z) -> vidA J = 1/6, F = 1/3
+    scores = eval_jf.main(["--pred", pred, "--gt", gt, "--missing", "empty"])
+    assert scores["J"] == pytest.approx((1 / 6 + 0.722222) / 2, abs=TOL)
+    assert scores["F"] == pytest.approx((1 / 3 + 0.978261) / 2, abs=TOL)
+
+
+def test_palette_gt_with_meta_expressions(folders):
+    pred, _, tmp = folders
+    # palette GT per video: the §6.2 GT as object 2 in vidA (plus object 1 at pixel (4, 4)), object 1 in vidB
+    gt = tmp / "palette"
+    extra = np.zeros((5, 5), bool)
+    extra[4, 4] = True
+    for name, (g, _) in zip(FRAMES["vidA"], FIXTURE["vidA/0"]):
+        save(os.path.join(gt, "vidA", name + ".png"), g * 2 + extra * 1, palette=True)
+    for name, (g, _) in zip(FRAMES["vidB"], FIXTURE["vidB/0"]):
+        save(os.path.join(gt, "vidB", name + ".png"), g * 1, palette=True)
+    meta = tmp / "meta_expressions.json"
+    meta.write_text(
+        json.dumps(
+            {
+                "videos": {
+                    "vidA": {
+                        "expressions": {"0": {"exp": "a square", "obj_id": "2"}},
+                        "frames": FRAMES["vidA"],
+                    },
+                    "vidB": {
+                        "expressions": {"0": {"exp": "a square", "obj_id": "1"}},
+                        "frames": FRAMES["vidB"],
+                    },
+                }
+            }
+        )
+    )
+    scores = eval_jf.main(["--pred", pred, "--gt", str(gt), "--meta-expressions", str(meta)])
+    assert scores["J&F"] == pytest.approx(0.716787, abs=TOL)
+    # the object id matters: vidA's expression pointed at object 1 (the single pixel) scores differently
+    meta.write_text(meta.read_text().replace('"obj_id": "2"', '"obj_id": "1"'))
+    other = eval_jf.main(["--pred", pred, "--gt", str(gt), "--meta-expressions", str(meta)])
+    assert other["sequences"]["vidA/0"]["J"] == pytest.approx(0.0)
+
+
+def test_command_line_end_to_end(folders):
+    pred, gt, tmp = folders
+    out = str(tmp / "cli.json")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tools", "eval_jf.py"),
+            "--pred",
+            pred,
+            "--gt",
+            gt,
+            "--json",
+            out,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "J&F 0.716787" in proc.stdout
+    with open(out) as f:
+        assert json.load(f)["J"] == pytest.approx(0.611111, abs=TOL)
+    os.remove(os.path.join(pred, "vidB", "0", "00010.png"))
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "eval_jf.py"), "--pred", pred, "--gt", gt],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "missing prediction" in proc.stderr and os.path.join("vidB", "0", "00010.png") in proc.stderr
