@@ -222,6 +222,7 @@ class SOC(nn.Module):
         return [self.inference(x) for x in batched_inputs]
 
     def losses(self, batched_inputs: List[Dict[str, Any]]) -> Dict[str, Tensor]:
+        """Weighted training losses of a batch (target masks padded to the batch's padded input size)."""
         if self.criterion is None:
             raise RuntimeError("SOC was built without a criterion; it cannot be trained")
         images, pad_mask, sizes = self.preprocess([x["frames"] for x in batched_inputs])
