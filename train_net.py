@@ -5,13 +5,24 @@
     python train_net.py --config-file ... --eval-only MODEL.WEIGHTS path/to/model.pth
     python train_net.py --config-file ... --resume
 """
+import logging
 import os
 import weakref
 
 import torch
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, build_detection_test_loader
-from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, hooks, launch
+from detectron2.engine import (
+    AMPTrainer,
+    DefaultTrainer,
+    SimpleTrainer,
+    TrainerBase,
+    create_ddp_model,
+    default_argument_parser,
+    default_setup,
+    hooks,
+    launch,
+)
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 
@@ -27,9 +38,27 @@ from soc.evaluation import build_evaluator
 class Trainer(DefaultTrainer):
     """DefaultTrainer with SOC's clip loaders, evaluators, optimizer and checkpointer."""
 
+    def __init__(self, cfg):
+        # DefaultTrainer.__init__ with two changes: DDP gets no device_ids on the CPU (gloo), where detectron2
+        # passes the local rank, and the checkpointer is SOC's (atomic writes, the authors' weight files).
+        TrainerBase.__init__(self)
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        on_gpu = next(model.parameters()).device.type == "cuda"
+        model = create_ddp_model(model, broadcast_buffers=False, **({} if on_gpu else {"device_ids": None}))
+        if cfg.SOLVER.AMP.ENABLED and not on_gpu:
+            logging.getLogger(__name__).warning("SOLVER.AMP.ENABLED is ignored on the CPU")
+        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED and on_gpu else SimpleTrainer
+        self._trainer = trainer_cls(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = SOCCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
     def build_hooks(self):
-        # Before the hooks capture it: atomic writes, and the authors' checkpoint format for MODEL.WEIGHTS.
-        self.checkpointer = SOCCheckpointer(self.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
         seed = self.cfg.SEED if self.cfg.SEED >= 0 else 0
         step_seeder = hooks.CallbackHook(
             before_step=lambda trainer: torch.manual_seed(step_seed(seed, trainer.iter, comm.get_rank()))

@@ -83,9 +83,9 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, synth_root):
     killed = tmp_path / "killed"
     _train(tmp_path, synth_root, killed, *opts, kill_after_iter=4)
     last = (killed / "last_checkpoint").read_text().strip()
-    assert last in ("model_0001.pth", "model_0003.pth", "model_0005.pth")
+    assert last in ("model_0000001.pth", "model_0000003.pth")
     resumed = _train(tmp_path, synth_root, killed, *opts, resume=True)
-    start = int(last[6:10]) + 1
+    start = int(last[len("model_") : -len(".pth")]) + 1
     by_iter = {r["iter"]: r["loss"] for r in resumed}
     assert by_iter, "the resumed run logged nothing"
     for r in full:
