@@ -8,12 +8,36 @@ visible GPU the target architectures default to sm_80 and sm_90 (override with `
 import glob
 import os
 
+import re
+import shutil
+
 from setuptools import find_packages, setup
 
-import torch
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
-
 ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _resolve_cuda_home() -> None:
+    """Sets ``CUDA_HOME`` when the ``nvcc`` on PATH is a wrapper script around a toolkit elsewhere.
+
+    torch guesses the toolkit as the parent of nvcc's folder, which is wrong for a wrapper (e.g. a script in
+    /usr/local/bin that runs /usr/local/cuda-13.0/bin/nvcc) and then fails at link time (no libcudart).
+    """
+    nvcc = shutil.which("nvcc")
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or nvcc is None:
+        return
+    with open(nvcc, "rb") as f:
+        head = f.read(4096)
+    if not head.startswith(b"#!"):
+        return  # a real nvcc binary: torch's guess is right
+    match = re.search(rb"(/[^\s\"']*)/bin/nvcc", head)
+    if match is not None:
+        os.environ["CUDA_HOME"] = match.group(1).decode()
+
+
+_resolve_cuda_home()
+
+import torch  # noqa: E402  (after CUDA_HOME is settled: cpp_extension reads it on import)
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 
 
 def _version() -> str:

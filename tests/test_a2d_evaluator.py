@@ -10,17 +10,10 @@ import pytest
 from soc.evaluation import A2DSentencesEvaluator, JHMDBSentencesEvaluator
 from soc.evaluation.a2d_evaluator import encode_mask
 
+from helpers import G, Z, sq
+
 TOL = 1e-6
 
-
-def sq(r0, r1, c0, c1, n=5):
-    m = np.zeros((n, n), bool)
-    m[r0:r1, c0:c1] = True
-    return m
-
-
-G = sq(1, 4, 1, 4)
-Z = np.zeros((5, 5), bool)
 SAMPLES = [(G, 0.9), (sq(1, 4, 2, 5), 0.8), (Z, 0.7)]  # (prediction, score); the GT is G for each
 
 EXPECTED_6_4 = {

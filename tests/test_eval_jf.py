@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import G, Z, sq
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import eval_jf  # noqa: E402
@@ -17,14 +19,6 @@ from soc.data.io import davis_palette  # noqa: E402
 
 TOL = 1e-6
 
-
-def sq(r0, r1, c0, c1):
-    m = np.zeros((5, 5), bool)
-    m[r0:r1, c0:c1] = True
-    return m
-
-
-G, Z = sq(1, 4, 1, 4), np.zeros((5, 5), bool)
 # §6.2: sequence -> [(GT, prediction)] per frame
 FIXTURE = {
     "vidA/0": [(G, G), (G, sq(1, 4, 2, 5)), (G, Z)],

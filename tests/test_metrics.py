@@ -24,18 +24,10 @@ from soc.evaluation.metrics import (
     split_object_masks,
 )
 
+from helpers import G, Z, sq
+
 TOL = 1e-6
 
-
-def sq(r0, r1, c0, c1, n=5):
-    """Filled rectangle rows r0:r1, cols c0:c1 (end-exclusive) in an n×n frame."""
-    m = np.zeros((n, n), bool)
-    m[r0:r1, c0:c1] = True
-    return m
-
-
-G = sq(1, 4, 1, 4)
-Z = np.zeros((5, 5), bool)
 O = np.ones((5, 5), bool)
 
 # formats_metrics §6.1: (GT, prediction, J, F, J&F)

@@ -9,19 +9,24 @@ from soc.modeling.decoder import VOC
 C, Q = 32, 5
 
 
-@pytest.fixture(scope="module")
-def voc():
+def _make_voc(enc_layers, dec_layers):
+    """A small VOC, seeded."""
     torch.manual_seed(0)
     return VOC(
         hidden_dim=C,
         num_frame_queries=Q,
         num_queries=Q,
         nheads=4,
-        enc_layers=2,
-        dec_layers=2,
+        enc_layers=enc_layers,
+        dec_layers=dec_layers,
         dim_feedforward=16,
         dropout=0.0,
-    ).eval()
+    )
+
+
+@pytest.fixture(scope="module")
+def voc():
+    return _make_voc(enc_layers=2, dec_layers=2).eval()
 
 
 def test_shapes(voc):
@@ -86,17 +91,7 @@ def test_equals_authors_reshape_at_batch_one_but_not_beyond(voc):
 
 def test_sentence_initialises_the_queries():
     """With no decoder layers the output is decoder_norm(sentence) for every video query."""
-    torch.manual_seed(0)
-    voc = VOC(
-        hidden_dim=C,
-        num_frame_queries=Q,
-        num_queries=Q,
-        nheads=4,
-        enc_layers=1,
-        dec_layers=0,
-        dim_feedforward=16,
-        dropout=0.0,
-    )
+    voc = _make_voc(enc_layers=1, dec_layers=0)
     sentence = torch.randn(2, C)
     out = voc(torch.randn(1, 2, 3, Q, C), sentence)
     torch.testing.assert_close(out[0], voc.decoder_norm(sentence)[:, None].expand(2, Q, C))

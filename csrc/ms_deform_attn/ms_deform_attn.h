@@ -19,6 +19,17 @@
 
 namespace soc {
 
+// The op's sizes (legend above), as the kernels read them.
+struct Sizes {
+  int64_t N, S, M, D, Lq, L, P;
+};
+
+// Sizes of checked arguments (see ms_deform_attn_check).
+inline Sizes sizes_of(const at::Tensor& value, const at::Tensor& sampling_loc) {
+  return Sizes{value.size(0),        value.size(1),        value.size(2),       value.size(3),
+               sampling_loc.size(1), sampling_loc.size(3), sampling_loc.size(4)};
+}
+
 // Checks shapes, dtypes and devices of the op's arguments (grad_output may be undefined).
 inline void ms_deform_attn_check(
     const at::Tensor& value,

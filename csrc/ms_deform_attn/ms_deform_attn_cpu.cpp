@@ -27,29 +27,24 @@
 namespace soc {
 namespace {
 
-struct Sizes {
-  int64_t N, S, M, D, Lq, L, P;
-};
-
+// The op's inputs, contiguous, as the loops read them.
 template <typename scalar_t>
-struct ForwardArgs {
+struct InputArgs {
   Sizes sz;
   const scalar_t* value;
   const int64_t* shapes;
   const int64_t* starts;
   const scalar_t* loc;
   const scalar_t* attn;
+};
+
+template <typename scalar_t>
+struct ForwardArgs : InputArgs<scalar_t> {
   scalar_t* out;
 };
 
 template <typename scalar_t>
-struct BackwardArgs {
-  Sizes sz;
-  const scalar_t* value;
-  const int64_t* shapes;
-  const int64_t* starts;
-  const scalar_t* loc;
-  const scalar_t* attn;
+struct BackwardArgs : InputArgs<scalar_t> {
   const scalar_t* grad_out;
   scalar_t* grad_value;
   scalar_t* grad_loc;
@@ -110,11 +105,6 @@ void run_backward(const BackwardArgs<scalar_t>& args) {
   at::parallel_for(0, args.sz.N * args.sz.M, 1, [&](int64_t begin, int64_t end) { range(args, begin, end); });
 }
 
-Sizes sizes_of(const at::Tensor& value, const at::Tensor& sampling_loc) {
-  return Sizes{value.size(0),        value.size(1),        value.size(2),       value.size(3),
-               sampling_loc.size(1), sampling_loc.size(3), sampling_loc.size(4)};
-}
-
 void check_cpu(
     const at::Tensor& value, const at::Tensor& spatial_shapes, const at::Tensor& level_start_index) {
   TORCH_CHECK(
@@ -144,9 +134,9 @@ at::Tensor ms_deform_attn_cpu_forward(
   at::Tensor out = at::empty({sz.N, sz.Lq, sz.M * sz.D}, value.options());
   AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_cpu_forward", [&] {
     run_forward<scalar_t>(ForwardArgs<scalar_t>{
-        sz, value_c.const_data_ptr<scalar_t>(), shapes_c.const_data_ptr<int64_t>(),
-        starts_c.const_data_ptr<int64_t>(), loc_c.const_data_ptr<scalar_t>(),
-        attn_c.const_data_ptr<scalar_t>(),
+        {sz, value_c.const_data_ptr<scalar_t>(), shapes_c.const_data_ptr<int64_t>(),
+         starts_c.const_data_ptr<int64_t>(), loc_c.const_data_ptr<scalar_t>(),
+         attn_c.const_data_ptr<scalar_t>()},
         out.mutable_data_ptr<scalar_t>()});
   });
   return out;
@@ -170,9 +160,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ms_deform_attn_cpu_backward(
   at::Tensor grad_attn = at::empty_like(attn_c);
   AT_DISPATCH_FLOATING_TYPES(value.scalar_type(), "ms_deform_attn_cpu_backward", [&] {
     run_backward<scalar_t>(BackwardArgs<scalar_t>{
-        sz, value_c.const_data_ptr<scalar_t>(), shapes_c.const_data_ptr<int64_t>(),
-        starts_c.const_data_ptr<int64_t>(), loc_c.const_data_ptr<scalar_t>(),
-        attn_c.const_data_ptr<scalar_t>(),
+        {sz, value_c.const_data_ptr<scalar_t>(), shapes_c.const_data_ptr<int64_t>(),
+         starts_c.const_data_ptr<int64_t>(), loc_c.const_data_ptr<scalar_t>(),
+         attn_c.const_data_ptr<scalar_t>()},
         grad_c.const_data_ptr<scalar_t>(), grad_value.mutable_data_ptr<scalar_t>(),
         grad_loc.mutable_data_ptr<scalar_t>(), grad_attn.mutable_data_ptr<scalar_t>()});
   });

@@ -3,38 +3,10 @@
 // No include guard on purpose: ms_deform_attn_cpu.cpp includes this file once per instruction set, each time
 // inside its own namespace and under its own `#pragma GCC target`, so the channel loops are compiled for the
 // baseline instruction set and for AVX2, and the better one is picked at run time. It only uses ForwardArgs,
-// BackwardArgs and the standard headers that ms_deform_attn_cpu.cpp includes before it.
+// BackwardArgs, the sample footprint (ms_deform_attn_footprint.h, included here for the same reason) and the
+// standard headers that ms_deform_attn_cpu.cpp includes before it.
 
-// Where one sample falls on a level: the four corners of its bilinear footprint, in the order
-// (y0, x0), (y0, x1), (y1, x0), (y1, x1), as row-major positions within the level (-1 when the corner lies
-// outside the map and reads zero), and the fractional offsets (lx, ly) from corner (y0, x0).
-template <typename scalar_t>
-struct Footprint {
-  int64_t pos[4];
-  scalar_t lx, ly;
-};
-
-// Returns false when every corner is outside the map (the sample is zero, and so is its gradient).
-template <typename scalar_t>
-inline bool locate(scalar_t loc_x, scalar_t loc_y, int64_t H, int64_t W, Footprint<scalar_t>& f) {
-  // Pixel coordinates with pixel centres at integers (align_corners=False).
-  const scalar_t x = loc_x * static_cast<scalar_t>(W) - static_cast<scalar_t>(0.5);
-  const scalar_t y = loc_y * static_cast<scalar_t>(H) - static_cast<scalar_t>(0.5);
-  // Written so that NaN locations take the "outside" branch.
-  if (!(x > -1 && y > -1 && x < static_cast<scalar_t>(W) && y < static_cast<scalar_t>(H))) {
-    return false;
-  }
-  const scalar_t xf = std::floor(x), yf = std::floor(y);
-  const int64_t x0 = static_cast<int64_t>(xf), y0 = static_cast<int64_t>(yf);
-  f.lx = x - xf;
-  f.ly = y - yf;
-  const bool x0_in = x0 >= 0, x1_in = x0 + 1 < W, y0_in = y0 >= 0, y1_in = y0 + 1 < H;
-  f.pos[0] = (y0_in && x0_in) ? y0 * W + x0 : -1;
-  f.pos[1] = (y0_in && x1_in) ? y0 * W + x0 + 1 : -1;
-  f.pos[2] = (y1_in && x0_in) ? (y0 + 1) * W + x0 : -1;
-  f.pos[3] = (y1_in && x1_in) ? (y0 + 1) * W + x0 + 1 : -1;
-  return true;
-}
+#include "ms_deform_attn/ms_deform_attn_footprint.h"
 
 // y += a * x over n contiguous elements.
 template <typename scalar_t>

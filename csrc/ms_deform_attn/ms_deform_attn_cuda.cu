@@ -16,6 +16,8 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <type_traits>
 
 namespace soc {
@@ -24,36 +26,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 1 << 20;  // grid-stride loops cover the rest
 
-struct Sizes {
-  int64_t N, S, M, D, Lq, L, P;
-};
-
-// Bilinear footprint of one sample, as in the CPU kernel: corners (y0, x0), (y0, x1), (y1, x0), (y1, x1) as
-// row-major positions within the level (-1 outside the map) and the fractional offsets from (y0, x0).
-template <typename acc_t>
-struct Footprint {
-  int64_t pos[4];
-  acc_t lx, ly;
-};
-
-template <typename acc_t>
-__device__ __forceinline__ bool locate(acc_t loc_x, acc_t loc_y, int64_t H, int64_t W, Footprint<acc_t>& f) {
-  const acc_t x = loc_x * static_cast<acc_t>(W) - static_cast<acc_t>(0.5);
-  const acc_t y = loc_y * static_cast<acc_t>(H) - static_cast<acc_t>(0.5);
-  if (!(x > -1 && y > -1 && x < static_cast<acc_t>(W) && y < static_cast<acc_t>(H))) {
-    return false;
-  }
-  const acc_t xf = floor(x), yf = floor(y);
-  const int64_t x0 = static_cast<int64_t>(xf), y0 = static_cast<int64_t>(yf);
-  f.lx = x - xf;
-  f.ly = y - yf;
-  const bool x0_in = x0 >= 0, x1_in = x0 + 1 < W, y0_in = y0 >= 0, y1_in = y0 + 1 < H;
-  f.pos[0] = (y0_in && x0_in) ? y0 * W + x0 : -1;
-  f.pos[1] = (y0_in && x1_in) ? y0 * W + x0 + 1 : -1;
-  f.pos[2] = (y1_in && x0_in) ? (y0 + 1) * W + x0 : -1;
-  f.pos[3] = (y1_in && x1_in) ? (y0 + 1) * W + x0 + 1 : -1;
-  return true;
-}
+#include "ms_deform_attn/ms_deform_attn_footprint.h"
 
 template <typename scalar_t, typename acc_t>
 __global__ void forward_kernel(
@@ -181,11 +154,6 @@ int64_t num_blocks(int64_t threads) {
   return std::max<int64_t>(1, std::min<int64_t>((threads + kThreads - 1) / kThreads, kMaxBlocks));
 }
 
-Sizes sizes_of(const at::Tensor& value, const at::Tensor& sampling_loc) {
-  return Sizes{value.size(0),        value.size(1),        value.size(2),       value.size(3),
-               sampling_loc.size(1), sampling_loc.size(3), sampling_loc.size(4)};
-}
-
 void check_cuda(
     const at::Tensor& value, const at::Tensor& spatial_shapes, const at::Tensor& level_start_index) {
   TORCH_CHECK(value.is_cuda(), "ms_deform_attn_cuda: value must be a CUDA tensor");
@@ -193,28 +161,6 @@ void check_cuda(
   if (spatial_shapes.device().is_cpu() && level_start_index.device().is_cpu()) {
     ms_deform_attn_check_levels(spatial_shapes, level_start_index, value.size(1));
   }
-}
-
-template <typename scalar_t, typename acc_t, int G>
-void launch_backward(
-    const Sizes& sz,
-    const at::Tensor& value,
-    const at::Tensor& shapes,
-    const at::Tensor& starts,
-    const at::Tensor& loc,
-    const at::Tensor& attn,
-    const at::Tensor& grad_out,
-    at::Tensor& grad_value_acc,
-    at::Tensor& grad_loc,
-    at::Tensor& grad_attn) {
-  const int64_t items = sz.N * sz.Lq * sz.M;
-  backward_kernel<scalar_t, acc_t, G>
-      <<<num_blocks(items * G), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-          sz, value.const_data_ptr<scalar_t>(), shapes.const_data_ptr<int64_t>(),
-          starts.const_data_ptr<int64_t>(), loc.const_data_ptr<scalar_t>(), attn.const_data_ptr<scalar_t>(),
-          grad_out.const_data_ptr<scalar_t>(), grad_value_acc.mutable_data_ptr<acc_t>(),
-          grad_loc.mutable_data_ptr<scalar_t>(), grad_attn.mutable_data_ptr<scalar_t>());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 // Launches the backward kernel with the smallest lane group G (a power of two up to 32) covering D.
@@ -230,9 +176,16 @@ void backward(
     at::Tensor& grad_value_acc,
     at::Tensor& grad_loc,
     at::Tensor& grad_attn) {
+  const int64_t items = sz.N * sz.Lq * sz.M;
   auto launch = [&](auto group) {
-    launch_backward<scalar_t, acc_t, decltype(group)::value>(
-        sz, value, shapes, starts, loc, attn, grad_out, grad_value_acc, grad_loc, grad_attn);
+    constexpr int G = decltype(group)::value;
+    backward_kernel<scalar_t, acc_t, G>
+        <<<num_blocks(items * G), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+            sz, value.const_data_ptr<scalar_t>(), shapes.const_data_ptr<int64_t>(),
+            starts.const_data_ptr<int64_t>(), loc.const_data_ptr<scalar_t>(), attn.const_data_ptr<scalar_t>(),
+            grad_out.const_data_ptr<scalar_t>(), grad_value_acc.mutable_data_ptr<acc_t>(),
+            grad_loc.mutable_data_ptr<scalar_t>(), grad_attn.mutable_data_ptr<scalar_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
   if (sz.D <= 1) {
     launch(std::integral_constant<int, 1>());

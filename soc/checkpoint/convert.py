@@ -47,9 +47,19 @@ _DROP = [
     re.compile(r"(^|\.)total_(ops|params)$"),
 ]
 
+# Prefixes renamed one for one, as (official, ours); both rule lists below are made from these pairs.
+_RENAMED_PREFIXES: List[Tuple[str, str]] = [
+    ("backbone.0.body.patch_embed.", "backbone.patch_embed."),
+    ("text_encoder.", "text_encoder.model."),
+    ("txt_proj.", "text_encoder.txt_proj."),
+    *[(f"{m}.", f"neck.{m}.") for m in ("input_proj", "vlf", "lvf")],
+    *[(f"{m}.", f"decoder.{m}.") for m in ("transformer", "query_embed", "voc", "class_embed", "bbox_embed")],
+    ("spatial_decoder.", "pixel_decoder."),
+    ("controller.", "mask_head.controller."),
+]
+
 # Official → ours, first matching rule wins.
 _OFFICIAL_TO_OURS: List[Rule] = [
-    (re.compile(r"^backbone\.0\.body\.patch_embed\."), "backbone.patch_embed."),
     (
         re.compile(r"^backbone\.0\.body\.layers\.(\d+)\.blocks\.(\d+)\."),
         lambda m: f"backbone.features.{2 * int(m.group(1))}.{m.group(2)}.",
@@ -58,17 +68,11 @@ _OFFICIAL_TO_OURS: List[Rule] = [
         re.compile(r"^backbone\.0\.body\.downsamples\.(\d+)\."),
         lambda m: f"backbone.features.{2 * int(m.group(1)) + 1}.",
     ),
-    (re.compile(r"^text_encoder\."), "text_encoder.model."),
-    (re.compile(r"^txt_proj\."), "text_encoder.txt_proj."),
-    (re.compile(r"^(input_proj|vlf|lvf)\."), r"neck.\1."),
-    (re.compile(r"^(transformer|query_embed|voc|class_embed|bbox_embed)\."), r"decoder.\1."),
-    (re.compile(r"^spatial_decoder\."), "pixel_decoder."),
-    (re.compile(r"^controller\."), "mask_head.controller."),
+    *[(re.compile("^" + re.escape(official)), ours) for official, ours in _RENAMED_PREFIXES],
 ]
 
 # Ours → official (the inverse; used to export and to test that the rules are a bijection).
 _OURS_TO_OFFICIAL: List[Rule] = [
-    (re.compile(r"^backbone\.patch_embed\."), "backbone.0.body.patch_embed."),
     (
         re.compile(r"^backbone\.features\.(\d+)\."),
         lambda m: (
@@ -77,12 +81,7 @@ _OURS_TO_OFFICIAL: List[Rule] = [
             else f"backbone.0.body.downsamples.{int(m.group(1)) // 2}."
         ),
     ),
-    (re.compile(r"^text_encoder\.model\."), "text_encoder."),
-    (re.compile(r"^text_encoder\.txt_proj\."), "txt_proj."),
-    (re.compile(r"^neck\.(input_proj|vlf|lvf)\."), r"\1."),
-    (re.compile(r"^decoder\.(transformer|query_embed|voc|class_embed|bbox_embed)\."), r"\1."),
-    (re.compile(r"^pixel_decoder\."), "spatial_decoder."),
-    (re.compile(r"^mask_head\.controller\."), "controller."),
+    *[(re.compile("^" + re.escape(ours)), official) for official, ours in _RENAMED_PREFIXES],
 ]
 
 _SWIN_MLP = [(re.compile(r"\.mlp\.fc1\."), ".mlp.0."), (re.compile(r"\.mlp\.fc2\."), ".mlp.3.")]

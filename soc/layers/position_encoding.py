@@ -21,7 +21,21 @@ def _sine_embed(positions: Tensor, num_pos_feats: int, temperature: float) -> Te
     return torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()), dim=-1).flatten(-2)
 
 
-class PositionEmbeddingSine1D(nn.Module):
+class _PositionEmbeddingSine(nn.Module):
+    """The hyper-parameters of both encodings: ``num_pos_feats`` channels per axis, the frequency
+    ``temperature``, and with ``normalize`` positions scaled to (0, ``scale``] (default 2π)."""
+
+    def __init__(self, num_pos_feats: int, temperature: float, normalize: bool, scale: Optional[float]):
+        super().__init__()
+        if scale is not None and not normalize:
+            raise ValueError(f"{type(self).__name__}: normalize must be True if scale is passed")
+        self.num_pos_feats = num_pos_feats
+        self.temperature = temperature
+        self.normalize = normalize
+        self.scale = 2 * math.pi if scale is None else scale
+
+
+class PositionEmbeddingSine1D(_PositionEmbeddingSine):
     """
     1-D sine encoding of token positions.
 
@@ -36,13 +50,7 @@ class PositionEmbeddingSine1D(nn.Module):
         normalize: bool = False,
         scale: Optional[float] = None,
     ):
-        super().__init__()
-        if scale is not None and not normalize:
-            raise ValueError("PositionEmbeddingSine1D: normalize must be True if scale is passed")
-        self.num_pos_feats = num_pos_feats
-        self.temperature = temperature
-        self.normalize = normalize
-        self.scale = 2 * math.pi if scale is None else scale
+        super().__init__(num_pos_feats, temperature, normalize, scale)
 
     def forward(self, mask: Tensor) -> Tensor:
         """
@@ -58,7 +66,7 @@ class PositionEmbeddingSine1D(nn.Module):
         return _sine_embed(x_embed, self.num_pos_feats, self.temperature).permute(0, 2, 1)
 
 
-class PositionEmbeddingSine2D(nn.Module):
+class PositionEmbeddingSine2D(_PositionEmbeddingSine):
     """
     2-D sine encoding of feature-map positions: ``num_pos_feats`` channels for y, then as many for x.
 
@@ -73,13 +81,7 @@ class PositionEmbeddingSine2D(nn.Module):
         normalize: bool = False,
         scale: Optional[float] = None,
     ):
-        super().__init__()
-        if scale is not None and not normalize:
-            raise ValueError("PositionEmbeddingSine2D: normalize must be True if scale is passed")
-        self.num_pos_feats = num_pos_feats
-        self.temperature = temperature
-        self.normalize = normalize
-        self.scale = 2 * math.pi if scale is None else scale
+        super().__init__(num_pos_feats, temperature, normalize, scale)
 
     def forward(self, mask: Tensor) -> Tensor:
         """

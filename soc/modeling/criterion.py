@@ -19,6 +19,12 @@ __all__ = ["SOCCriterion"]
 LOSS_NAMES = ("loss_sigmoid_focal", "loss_dice", "loss_con", "loss_cls", "loss_bbox", "loss_giou")
 
 
+def _matched_predictions(pred: Tensor, indices: Sequence[Tuple[Tensor, Tensor]]) -> Tensor:
+    """Per-query predictions ``(T, B, N, ...)`` → those of the matched queries ``(M, T, ...)``, video by video
+    in batch order (the order of the targets ``traj.<field>[target_idx]`` concatenated over the batch)."""
+    return torch.cat([pred[:, b, q].transpose(0, 1) for b, (q, _) in enumerate(indices)])
+
+
 class SOCCriterion(nn.Module):
     """Losses of SOC, computed on the last decoder layer and (deep supervision) on every earlier one.
 
@@ -181,8 +187,7 @@ class SOCCriterion(nn.Module):
         if "loss_cls" in terms:
             losses["loss_cls"] = self._class_loss(out["pred_cls"], trajs, indices, num_masks)
         if "loss_bbox" in terms or "loss_giou" in terms:
-            pred_boxes = out["pred_boxes"]
-            src_boxes = torch.cat([pred_boxes[:, b, q].transpose(0, 1) for b, (q, _) in enumerate(indices)])
+            src_boxes = _matched_predictions(out["pred_boxes"], indices)  # M, T, 4
             tgt_boxes = torch.cat([traj.boxes[t] for traj, (_, t) in zip(trajs, indices)])  # M, T, 4
             src_boxes, tgt_boxes = src_boxes.flatten(0, 1), tgt_boxes.flatten(0, 1).to(src_boxes.dtype)
             if "loss_bbox" in terms:
@@ -198,9 +203,7 @@ class SOCCriterion(nn.Module):
     ) -> Tuple[Tensor, Tensor]:
         """Matched mask logits upsampled to the batch's target size and their targets, ``(M*T, H*W)`` each."""
         size = batch_mask_size(trajs)
-        src = torch.cat(
-            [pred_masks[:, b, q].transpose(0, 1) for b, (q, _) in enumerate(indices)]
-        )  # M, T, h, w
+        src = _matched_predictions(pred_masks, indices)  # M, T, h, w
         src = F.interpolate(src.flatten(0, 1)[:, None], size=size, mode="bilinear", align_corners=False)
         tgt = torch.cat(
             [pad_masks(traj.masks[t], size) for traj, (_, t) in zip(trajs, indices)]

@@ -14,16 +14,8 @@ import torch
 from detectron2.config import CfgNode, configurable
 from detectron2.data import transforms as T
 
-from ..io import mttr_window, normalize_expression, read_masks, read_video_window
-from .clip_utils import (
-    build_clip_augmentation,
-    check_mask_size,
-    frames_to_tensor,
-    has_hflip,
-    masks_to_targets,
-    read_frames,
-    swap_left_right,
-)
+from ..io import mttr_window, read_masks, read_video_window
+from .clip_utils import build_clip_augmentation, check_mask_size, clip_input, masks_to_targets, read_frames
 
 __all__ = ["A2DTrainMapper", "A2DTestMapper"]
 
@@ -73,18 +65,10 @@ class A2DTrainMapper:
         frames, indices, file_names, frame_names = self._read_window(record)
         keep = self.window_size // 2
         assert indices[keep] == record["annotated_frame"], (indices, record["annotated_frame"])
-        height, width = frames[0].shape[:2]
         tfm = self.augmentations(T.AugInput(frames[0]))
-        expression = normalize_expression(record["expression"])
-        if has_hflip(tfm):
-            expression = swap_left_right(expression)
-        out = {k: v for k, v in record.items() if k not in _REWRITTEN}
+        out = clip_input(record, _REWRITTEN, frames, tfm)
         out.update(
             {
-                "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
-                "expression": expression,
-                "height": height,
-                "width": width,
                 "keep_frames": torch.tensor([keep], dtype=torch.long),
                 "file_names": file_names,
                 "frame_names": frame_names,

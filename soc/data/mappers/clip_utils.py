@@ -15,7 +15,7 @@ from detectron2.config import CfgNode
 from detectron2.data import transforms as T
 from fvcore.transforms.transform import HFlipTransform
 
-from ..io import DataError, mask_source_name, read_image
+from ..io import DataError, mask_source_name, normalize_expression, read_image
 
 __all__ = [
     "swap_left_right",
@@ -27,6 +27,7 @@ __all__ = [
     "frames_to_tensor",
     "masks_to_targets",
     "inclusive_box",
+    "clip_input",
 ]
 
 _LEFT_RIGHT = re.compile(r"\b(left|right)", re.IGNORECASE)
@@ -156,3 +157,35 @@ def masks_to_targets(masks: np.ndarray, tfm: T.Transform) -> Dict[str, torch.Ten
         "boxes": torch.from_numpy(boxes),
         "is_visible": torch.from_numpy(visible),
     }
+
+
+def clip_input(
+    record: dict, rewritten: Sequence[str], frames: Sequence[np.ndarray], tfm: T.Transform
+) -> Dict[str, object]:
+    """The model-input fields that every mapper fills alike (``DEVELOPERS.md``, "Model input").
+
+    Args:
+        record: the dataset record; its keys other than ``rewritten`` pass through untouched.
+        rewritten: the record keys the mapper replaces or drops.
+        frames: the clip's frames, uint8 RGB ``(H, W, 3)`` at the original size.
+        tfm: the clip's transform, applied to every frame.
+
+    Returns:
+        the pass-through keys, then ``frames`` uint8 ``(T, 3, H', W')`` (transformed), ``expression``
+        (normalised, "left"/"right" swapped when ``tfm`` flips) and the original ``height``, ``width``; the
+        mapper adds the rest.
+    """
+    height, width = frames[0].shape[:2]
+    expression = normalize_expression(record["expression"])
+    if has_hflip(tfm):
+        expression = swap_left_right(expression)
+    out = {k: v for k, v in record.items() if k not in rewritten}
+    out.update(
+        {
+            "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
+            "expression": expression,
+            "height": height,
+            "width": width,
+        }
+    )
+    return out

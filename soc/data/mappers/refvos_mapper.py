@@ -19,16 +19,14 @@ import numpy as np
 from detectron2.config import CfgNode, configurable
 from detectron2.data import transforms as T
 
-from ..io import DataError, mask_source_name, normalize_expression, read_masks
+from ..io import DataError, mask_source_name, read_masks
 from .clip_utils import (
     build_clip_augmentation,
     check_mask_size,
-    frames_to_tensor,
-    has_hflip,
+    clip_input,
     masks_to_targets,
     read_frames,
     sample_window,
-    swap_left_right,
 )
 
 __all__ = ["RefVOSTrainMapper", "RefVOSTestMapper"]
@@ -94,7 +92,6 @@ class RefVOSTrainMapper:
             masks = read_masks(record, indices)
         frames = read_frames(files, indices)
         check_mask_size(record, masks, frames[0].shape, indices, files[indices[0]])
-        height, width = frames[0].shape[:2]
 
         for _ in range(self.max_aug_tries):
             tfm = self.augmentations(T.AugInput(frames[0]))
@@ -103,17 +100,9 @@ class RefVOSTrainMapper:
                 break
         else:
             return None
-        expression = normalize_expression(record["expression"])
-        if has_hflip(tfm):
-            expression = swap_left_right(expression)
-
-        out = {k: v for k, v in record.items() if k not in _REWRITTEN}
+        out = clip_input(record, _REWRITTEN, frames, tfm)
         out.update(
             {
-                "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
-                "expression": expression,
-                "height": height,
-                "width": width,
                 "file_names": [files[i] for i in indices],
                 "frame_names": [record["frame_names"][i] for i in indices],
                 "frame_indices": list(indices),
@@ -149,13 +138,9 @@ class RefVOSTestMapper:
                 f"{(record['height'], record['width'])}"
             )
         tfm = self.augmentations(T.AugInput(frames[0]))
-        out = {k: v for k, v in record.items() if k not in _REWRITTEN}
+        out = clip_input(record, _REWRITTEN, frames, tfm)
         out.update(
             {
-                "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
-                "expression": normalize_expression(record["expression"]),
-                "height": height,
-                "width": width,
                 "file_names": list(files),
                 "frame_names": list(record["frame_names"]),
             }

@@ -22,6 +22,7 @@ __all__ = [
     "DeformableTransformerEncoder",
     "DeformableTransformerEncoderLayer",
     "inverse_sigmoid",
+    "refine_boxes",
 ]
 
 
@@ -29,6 +30,22 @@ def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
     """log(x / (1 − x)) with both terms clamped to ≥ ``eps`` (Deformable DETR)."""
     x = x.clamp(min=0, max=1)
     return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
+
+
+def refine_boxes(delta: Tensor, reference: Tensor) -> Tensor:
+    """Deformable DETR's box refinement: ``sigmoid(delta + inverse_sigmoid(reference))``.
+
+    Args:
+        delta: (..., 4) output of a box head, in inverse-sigmoid space.
+        reference: (..., 4) normalised cxcywh boxes, or (..., 2) normalised centres (the size then comes from
+            ``delta`` alone).
+
+    Returns:
+        (..., 4) normalised cxcywh boxes.
+    """
+    if reference.shape[-1] == 4:
+        return (delta + inverse_sigmoid(reference)).sigmoid()
+    return torch.cat([delta[..., :2] + inverse_sigmoid(reference), delta[..., 2:]], -1).sigmoid()
 
 
 def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:
@@ -197,15 +214,7 @@ class DeformableTransformerDecoder(nn.Module):
                 output, query_pos, ref_input, src, src_spatial_shapes, src_level_start_index, src_padding_mask
             )[0]
             if bbox_embed is not None:
-                delta = bbox_embed[lid](output)
-                if reference_points.shape[-1] == 4:
-                    new_ref = (delta + inverse_sigmoid(reference_points)).sigmoid()
-                else:
-                    new_ref = torch.cat(
-                        [delta[..., :2] + inverse_sigmoid(reference_points), delta[..., 2:]], -1
-                    )
-                    new_ref = new_ref.sigmoid()
-                reference_points = new_ref.detach()
+                reference_points = refine_boxes(bbox_embed[lid](output), reference_points).detach()
             intermediate.append(output)
             intermediate_refs.append(reference_points)
         return torch.stack(intermediate), torch.stack(intermediate_refs)

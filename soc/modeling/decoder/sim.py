@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ..heads.mlp import MLP
 from .build import SOC_DECODER_REGISTRY
-from .deformable_transformer import DeformableTransformer, inverse_sigmoid
+from .deformable_transformer import DeformableTransformer, refine_boxes
 from .voc import VOC
 
 __all__ = ["SIM"]
@@ -186,14 +186,8 @@ class SIM(nn.Module):
         pred_cls, pred_boxes = [], []
         for i, lvl in enumerate(layers):
             reference = init_reference if lvl == 0 else inter_references[lvl - 1]
-            reference = inverse_sigmoid(reference).view(B, T, Q, -1)
             pred_cls.append(self.class_embed[lvl](queries[i]))
-            delta = self.bbox_embed[lvl](queries[i])
-            if reference.shape[-1] == 4:
-                box = delta + reference
-            else:
-                box = torch.cat([delta[..., :2] + reference, delta[..., 2:]], dim=-1)
-            pred_boxes.append(box.sigmoid())
+            pred_boxes.append(refine_boxes(self.bbox_embed[lvl](queries[i]), reference.view(B, T, Q, -1)))
         mask_references = inter_references[layers][..., :2].reshape(len(layers), B, T, Q, 2)
         return {
             "layers": layers,

@@ -15,7 +15,6 @@ class/box heads, pixel decoder, dynamic mask head. Differences, all deliberate:
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
@@ -25,6 +24,7 @@ from ..criterion import SOCCriterion
 from ..decoder.build import build_decoder
 from ..heads.mask_head import DynamicMaskHead
 from ..heads.pixel_decoder import FPNSpatialDecoder
+from ..matcher import pad_masks
 from ..neck.build import build_neck
 from ..postprocessing import boxes_to_original, resize_mask_logits, select_query
 from ..text_encoder import TextEncoder
@@ -234,9 +234,8 @@ class SOC(nn.Module):
         targets = []
         for x in batched_inputs:
             t = x["targets"]
-            masks = t["masks"].to(self.device, torch.bool)
             target = {
-                "masks": F.pad(masks, (0, W - masks.shape[-1], 0, H - masks.shape[-2])),
+                "masks": pad_masks(t["masks"].to(self.device, torch.bool), (H, W)),
                 "boxes": t["boxes"].to(self.device, torch.float32),
                 "is_visible": t["is_visible"].to(self.device, torch.bool),
             }
