@@ -35,8 +35,9 @@ from soc.modeling.postprocessing import select_query  # noqa: E402
 # Parameters whose gradient is mathematically zero (bundle README §5): their stored norms are rounding noise.
 ZERO_GRAD_PARAMS = {"transformer.decoder.layers.0.self_attn.in_proj_weight", "spatial_decoder.lay5.bias"}
 
-# Largest relative-to-tolerance differences seen, per tensor group (printed by the last test, -s to see them).
-REPORT: Dict[str, Tuple[float, str]] = {}
+# Largest absolute difference seen per compared tensor, as {(group, name): diff}; the last test prints the
+# maximum per group (-s to see it) and, with SOC_PARITY_REPORT=FILE, writes every tensor's to FILE.
+REPORT: Dict[Tuple[str, str], float] = {}
 
 
 def _load(name: str) -> Any:
@@ -44,8 +45,7 @@ def _load(name: str) -> Any:
 
 
 def _record(group: str, name: str, diff: float) -> None:
-    if diff >= REPORT.get(group, (-1.0, ""))[0]:
-        REPORT[group] = (diff, name)
+    REPORT[group, name] = max(diff, REPORT.get((group, name), 0.0))
 
 
 def assert_close(ours: torch.Tensor, ref: torch.Tensor, name: str, group: str, rel: float = 1e-4) -> None:
@@ -499,6 +499,16 @@ def test_train_gradients(case_train, train_run):
 
 
 def test_zz_report():
-    """Prints the largest difference per tensor group (run with -s)."""
-    for group, (diff, name) in sorted(REPORT.items()):
+    """Prints the largest difference per tensor group (run with -s); writes all of them to $SOC_PARITY_REPORT."""
+    worst: Dict[str, Tuple[float, str]] = {}
+    for (group, name), diff in REPORT.items():
+        if diff >= worst.get(group, (-1.0, ""))[0]:
+            worst[group] = (diff, name)
+    for group, (diff, name) in sorted(worst.items()):
         print(f"[parity] {group}: max diff {diff:.3g} ({name})")
+    path = os.environ.get("SOC_PARITY_REPORT")
+    if path:
+        with open(path, "w") as f:
+            f.write("| group | tensor | max difference |\n|---|---|---|\n")
+            for (group, name), diff in sorted(REPORT.items()):
+                f.write(f"| {group} | `{name}` | {diff:.3g} |\n")

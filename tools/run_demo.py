@@ -86,6 +86,7 @@ def main(argv=None) -> dict:
         "F": scores["F"],
         "temporal": {k.split("/", 1)[1]: v for k, v in scores.items() if k.startswith("temporal/")},
         "train_seconds": run["train_seconds"],
+        "eval_seconds": run["eval_seconds"],
         "iterations": run["iterations"],
         "generate_seconds": generate_seconds,
         "config": os.path.relpath(args.config_file, ROOT),
