@@ -73,3 +73,27 @@ def test_add_soc_config_keeps_detectron2_defaults():
                 assert a[k] == v, f"{key}.{k} changed"
         else:
             assert a == b
+
+
+def _leaves(node: dict, prefix: str = ""):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+@pytest.mark.parametrize("path", [p for p in YAMLS if "_BASE_" in p.read_text()], ids=lambda p: p.stem)
+def test_no_key_repeats_its_base(path: Path):
+    """A key set in a YAML changes what its ``_BASE_`` chain gives (detectron2's yaml merge semantics)."""
+    import yaml
+
+    own = yaml.safe_load(path.read_text())
+    base = _load(path.parent / own.pop("_BASE_"))
+    for key, value in _leaves(own):
+        inherited = base
+        for part in key.split("."):
+            inherited = inherited[part]
+        if isinstance(inherited, tuple) and isinstance(value, list):
+            inherited = list(inherited)
+        assert value != inherited, f"{path.name}: {key} repeats its base's value {value!r}"
