@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export SOC_DATASETS ?= $(CURDIR)/datasets
 
-.PHONY: setup test test-all demo check-cuda clean
+.PHONY: setup test test-all lint format demo check-cuda clean
 
 setup:
 	@bash scripts/setup.sh
@@ -14,6 +14,16 @@ test: setup
 ## everything, slow tests included
 test-all: setup
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q
+
+## formatting (black) and lint (ruff) as configured in pyproject.toml; fails on any violation
+lint: setup
+	$(PY) -m black --check --quiet .
+	$(PY) -m ruff check --quiet .
+
+## rewrite the files that `make lint` would reject (black, then ruff's safe fixes)
+format: setup
+	$(PY) -m black --quiet .
+	$(PY) -m ruff check --fix --quiet .
 
 ## set up, generate SynthRVOS, train the small SOC config, evaluate J&F, render overlays (see README)
 demo: setup

@@ -8,20 +8,18 @@ SynthRVOS valid split and prints J&F overall and on the temporal subset (look-al
 motion only). Uses the data `make demo` generates (generated here if missing). Takes about 4x the demo's
 training time; `--variants` runs a subset (e.g. two processes with OMP_NUM_THREADS=1, one per core).
 """
+import soc  # noqa: F401  (first: registers SOC; see soc/__init__.py on the import-time warnings)
 import argparse
 import json
 import os
-import sys
 
 from detectron2.data import MetadataCatalog
 from detectron2.utils.logger import setup_logger
 
+from soc.config import setup_cfg
+from soc.engine.synth_demo import ensure_synthrvos, train_and_evaluate
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from run_demo import ensure_synthrvos  # noqa: E402
-from soc.engine.experiment import setup_cfg, train_and_evaluate  # noqa: E402
-from train_net import Trainer  # noqa: E402
 
 CONFIGS = os.path.join(ROOT, "projects/SOC/configs/synthetic")
 VARIANTS = {
@@ -51,7 +49,7 @@ def main(argv=None) -> dict:
         out = os.path.join(args.output, name.replace("/", "").replace(" ", "_"))
         cfg = setup_cfg(os.path.join(CONFIGS, yaml), ["OUTPUT_DIR", out, "SEED", "42"] + args.opts)
         ensure_synthrvos(MetadataCatalog.get(cfg.DATASETS.TEST[0]).root, args.train_videos, args.valid_videos, args.seed)
-        scores = train_and_evaluate(cfg, Trainer)["results"]["refvos"]
+        scores = train_and_evaluate(cfg)["results"]["refvos"]
         table[name] = {"J&F": scores["J&F"], "temporal J&F": scores.get("temporal/J&F", float("nan"))}
         print(f"{name}: {table[name]}", flush=True)
 

@@ -4,7 +4,10 @@ Defaults follow the authors' released configuration (``configs/refer_youtube_vos
 comment says otherwise; where the paper and the code differ, the code's behaviour is the default and the paper's
 variant sits behind a key (see README, "Paper vs code").
 """
+from typing import Sequence
+
 from detectron2.config import CfgNode as CN
+from detectron2.config import get_cfg
 
 
 def add_soc_config(cfg: CN) -> None:
@@ -110,3 +113,14 @@ def add_soc_config(cfg: CN) -> None:
 
     # ---------------------------------------------------------------- datasets
     cfg.DATASETS.TRAIN_RATIOS = []  # sampling ratio per training dataset (joint training); [] = by size
+
+
+def setup_cfg(config_file: str, opts: Sequence[str] = ()) -> CN:
+    """A frozen config: detectron2's defaults, SOC's keys, ``config_file`` (with its ``_BASE_`` chain), then the
+    ``KEY VALUE`` overrides ``opts``."""
+    cfg = get_cfg()
+    add_soc_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    cfg.freeze()
+    return cfg

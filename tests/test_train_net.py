@@ -17,9 +17,9 @@ CONFIG = ROOT / "projects/SOC/configs/synthetic/soc_tiny_instant_test.yaml"
 # run killed at any moment leaves the losses of the iterations it finished.
 TRAIN_SCRIPT = """
 import json, sys
-sys.path.insert(0, {root!r})
 from detectron2.engine import HookBase
-from train_net import Trainer, setup
+from soc.config import setup_cfg
+from soc.engine import Trainer
 from detectron2.engine import default_argument_parser
 
 class LossLog(HookBase):
@@ -29,7 +29,7 @@ class LossLog(HookBase):
                                  "loss": self.trainer.storage.history("total_loss").latest()}}) + "\\n")
 
 args = default_argument_parser().parse_args(sys.argv[1:])
-trainer = Trainer(setup(args))
+trainer = Trainer(setup_cfg(args.config_file, args.opts))
 trainer.register_hooks([LossLog()])
 trainer.resume_or_load(resume=args.resume)
 trainer.train()
@@ -48,14 +48,13 @@ def synth_root(tmp_path_factory):
 
 
 def _env(synth_root):
-    env = dict(os.environ, SOC_DATASETS=str(synth_root), OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    return env
+    return dict(os.environ, SOC_DATASETS=str(synth_root), OMP_NUM_THREADS="1")
 
 
 def _train(tmp_path, synth_root, out, *opts, resume=False, kill_after_iter=None):
     script = tmp_path / "train.py"
     log = out / "losses.jsonl"
-    script.write_text(TRAIN_SCRIPT.format(root=str(ROOT), log=str(log)))
+    script.write_text(TRAIN_SCRIPT.format(log=str(log)))
     cmd = [sys.executable, str(script), "--config-file", str(CONFIG)]
     cmd += ["--resume"] if resume else []
     cmd += ["OUTPUT_DIR", str(out), "SEED", "3", *opts]
@@ -101,13 +100,11 @@ def _train_rank(out_dir):
     """Worker of the 2-process test: a few iterations, then every rank saves its own weights."""
     from detectron2.utils import comm
 
-    from train_net import Trainer, setup
-    from detectron2.engine import default_argument_parser
+    from soc.config import setup_cfg
+    from soc.engine import Trainer
 
-    args = default_argument_parser().parse_args(
-        ["--config-file", str(CONFIG), "OUTPUT_DIR", str(out_dir), "SOLVER.MAX_ITER", "2", "SEED", "5"]
-    )
-    trainer = Trainer(setup(args))
+    cfg = setup_cfg(str(CONFIG), ["OUTPUT_DIR", str(out_dir), "SOLVER.MAX_ITER", "2", "SEED", "5"])
+    trainer = Trainer(cfg)
     trainer.resume_or_load(resume=False)
     trainer.train()
     model = trainer.model.module if hasattr(trainer.model, "module") else trainer.model
@@ -120,7 +117,6 @@ def test_two_processes_end_with_the_same_weights(tmp_path, synth_root, monkeypat
 
     for k, v in _env(synth_root).items():
         monkeypatch.setenv(k, v)
-    sys.path.insert(0, str(ROOT))
     launch(_train_rank, 2, dist_url="auto", args=(tmp_path,))
     w0 = torch.load(tmp_path / "rank0.pth")
     w1 = torch.load(tmp_path / "rank1.pth")

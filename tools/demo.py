@@ -7,20 +7,17 @@
 
 Writes ``out/overlay.mp4``, ``out/overlay.gif`` and ``out/masks/<k>/<frame>.png`` (one folder per expression).
 """
+import soc  # noqa: F401  (first: registers SOC; see soc/__init__.py on the import-time warnings)
 import argparse
 import os
-import sys
 
 import tqdm
-from detectron2.config import get_cfg
 from detectron2.utils.logger import setup_logger
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import soc  # noqa: E402,F401  (registers SOC)
-from soc import add_soc_config  # noqa: E402
-from soc.engine.predictor import SOCPredictor  # noqa: E402
-from soc.utils.video_io import read_video, write_gif, write_masks, write_mp4  # noqa: E402
-from soc.utils.visualization import overlay  # noqa: E402
+from soc.config import setup_cfg
+from soc.engine import SOCPredictor
+from soc.utils.video_io import read_video, write_gif, write_masks, write_mp4
+from soc.utils.visualization import overlay
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -39,11 +36,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     args = get_parser().parse_args(argv)
     setup_logger(name="soc")
-    cfg = get_cfg()
-    add_soc_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    cfg.freeze()
+    cfg = setup_cfg(args.config_file, args.opts)
 
     frames = read_video(args.video_input, every=args.every)
     predictor = SOCPredictor(cfg, window=args.window)

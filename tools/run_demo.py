@@ -8,24 +8,21 @@ already, trains ``projects/SOC/configs/synthetic/soc_tiny_synth.yaml``, evaluate
 (overall and on the temporal subset), renders overlay videos of a few valid videos, plots the training curves
 and writes ``summary.json``.
 """
+import soc  # noqa: F401  (first: registers SOC; see soc/__init__.py on the import-time warnings)
 import argparse
 import json
-import logging
 import os
-import sys
 import time
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils.logger import setup_logger
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from soc.data.synthetic import generate  # noqa: E402
-from soc.engine.experiment import render_overlays, setup_cfg, train_and_evaluate  # noqa: E402
-from soc.utils.curves import plot_curves, read_metrics  # noqa: E402
-from train_net import Trainer  # noqa: E402
+from soc.config import setup_cfg
+from soc.engine.synth_demo import ensure_synthrvos, train_and_evaluate
+from soc.utils.curves import plot_curves, read_metrics
+from soc.utils.visualization import render_overlays
 
-logger = logging.getLogger("soc.demo")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(ROOT, "projects/SOC/configs/synthetic/soc_tiny_synth.yaml")
 
 
@@ -41,22 +38,6 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def ensure_synthrvos(root: str, train_videos: int, valid_videos: int, seed: int) -> None:
-    """Generate the train and valid splits under ``root`` unless a previous run wrote the same ones."""
-    stamp = os.path.join(root, "synthrvos_demo.json")
-    wanted = {"train_videos": train_videos, "valid_videos": valid_videos, "seed": seed}
-    if os.path.isfile(stamp):
-        with open(stamp) as f:
-            if json.load(f) == wanted:
-                logger.info("SynthRVOS already at %s", root)
-                return
-    force = os.path.isdir(root)
-    generate(root, "ytvos", train_videos, seed, split="train", force=force)
-    generate(root, "ytvos", valid_videos, seed + 1, split="valid", force=force)
-    with open(stamp, "w") as f:
-        json.dump(wanted, f)
-
-
 def main(argv=None) -> dict:
     args = get_parser().parse_args(argv)
     os.makedirs(args.output, exist_ok=True)
@@ -70,7 +51,7 @@ def main(argv=None) -> dict:
     ensure_synthrvos(data_root, args.train_videos, args.valid_videos, args.seed)
     generate_seconds = time.perf_counter() - t0
 
-    run = train_and_evaluate(cfg, Trainer)
+    run = train_and_evaluate(cfg)
     scores = run["results"]["refvos"]
 
     records = DatasetCatalog.get(valid_name)

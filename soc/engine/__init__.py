@@ -1,4 +1,6 @@
-"""Training-loop pieces used by train_net.py: optimizer, resumable data loading, checkpoint hooks."""
+"""Training and inference: the Trainer, its optimizer and resumable data stream, the predictor, the demo pipeline."""
 from .optimizer import build_soc_optimizer, soc_lr_factor
+from .predictor import SOCPredictor
+from .trainer import Trainer
 
-__all__ = ["build_soc_optimizer", "soc_lr_factor"]
+__all__ = ["SOCPredictor", "Trainer", "build_soc_optimizer", "soc_lr_factor"]

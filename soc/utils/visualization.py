@@ -1,8 +1,18 @@
 """Coloured mask overlays for referring segmentation results."""
-from typing import Sequence
+import os
+from collections import defaultdict
+from typing import List, Sequence
 
 import cv2
 import numpy as np
+import torch
+from detectron2.config import CfgNode
+from detectron2.data import detection_utils as utils
+from PIL import Image
+
+from soc.data import build_soc_mapper
+
+from .video_io import write_gif, write_mp4
 
 # Distinct, readable colours (RGB), one per expression.
 PALETTE = np.array(
@@ -26,3 +36,37 @@ def overlay(frame: np.ndarray, masks: Sequence[np.ndarray], alpha: float = 0.5) 
         contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, tuple(int(c) for c in PALETTE[k % len(PALETTE)]), 1)
     return out
+
+
+@torch.no_grad()
+def render_overlays(cfg: CfgNode, model, records: List[dict], out_dir: str, max_videos: int = 3) -> List[str]:
+    """Overlay every expression of up to ``max_videos`` videos (temporal ones first) as gif, mp4 and PNG frames.
+
+    Returns the written gif paths.
+    """
+    by_video = defaultdict(list)
+    for r in records:
+        by_video[r["video_id"]].append(r)
+    videos = sorted(by_video, key=lambda v: (not any(r.get("temporal") for r in by_video[v]), v))[:max_videos]
+    mapper = build_soc_mapper(cfg, cfg.DATASETS.TEST[0], is_train=False)
+    model.eval()
+    written = []
+    for video in videos:
+        exps = sorted(by_video[video], key=lambda r: int(r["exp_id"]))[:7]
+        masks = [model([mapper(dict(r))])[0]["pred_masks"].cpu().numpy() for r in exps]
+        frames = [utils.read_image(f, format="RGB") for f in exps[0]["file_names"]]
+        frames_out = [overlay(frame, [m[t] for m in masks]) for t, frame in enumerate(frames)]
+        folder = os.path.join(out_dir, video)
+        os.makedirs(folder, exist_ok=True)
+        write_gif(frames_out, os.path.join(folder, "overlay.gif"))
+        write_mp4(frames_out, os.path.join(folder, "overlay.mp4"))
+        # a still of the middle frame, with the frames on the left and the legend in a text file
+        middle = len(frames) // 2
+        strip = np.concatenate([frames[middle], frames_out[middle]], axis=1)
+        Image.fromarray(strip).save(os.path.join(folder, "frame.png"))
+        with open(os.path.join(folder, "expressions.txt"), "w") as f:
+            f.writelines(
+                f"{k}\t{'temporal' if r.get('temporal') else 'plain'}\t{r['expression']}\n" for k, r in enumerate(exps)
+            )
+        written.append(os.path.join(folder, "overlay.gif"))
+    return written
