@@ -13,11 +13,9 @@ from PIL import Image
 
 from soc.config import add_soc_config
 from soc.data import (
-    A2DTestMapper,
-    A2DTrainMapper,
+    A2DMapper,
     DataError,
-    RefVOSTestMapper,
-    RefVOSTrainMapper,
+    RefVOSMapper,
     davis_palette,
     load_a2d_sentences,
     load_jhmdb_sentences,
@@ -63,7 +61,7 @@ def test_missing_frame(data):
     missing = r["file_names"][1]
     os.remove(missing)
     with pytest.raises(FileNotFoundError, match=missing):
-        RefVOSTestMapper(_cfg())(r)
+        RefVOSMapper(_cfg(), is_train=False)(r)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
@@ -73,7 +71,7 @@ def test_corrupt_jpeg(data, damage):
     raw = open(path, "rb").read()
     open(path, "wb").write(b"not a jpeg at all" if damage == "garbage" else raw[: len(raw) // 2])
     with pytest.raises(DataError, match=path):
-        RefVOSTestMapper(_cfg())(r)
+        RefVOSMapper(_cfg(), is_train=False)(r)
 
 
 def test_mask_of_another_size(data):
@@ -84,14 +82,14 @@ def test_mask_of_another_size(data):
         png.putpalette(davis_palette())
         png.save(png_path)
     with pytest.raises(DataError, match=r"mask .*\.png is \(26, 32\) but frame .*\.jpg is \(24, 32\)"):
-        RefVOSTrainMapper(_cfg())(r)
+        RefVOSMapper(_cfg(), is_train=True)(r)
 
 
 def test_frames_of_different_sizes(data):
     r = load_ref_ytvos(str(data / "ytvos"), "train")[0]
     Image.new("RGB", (30, 24)).save(r["file_names"][1], format="JPEG")
     with pytest.raises(DataError, match=r["file_names"][1]):
-        RefVOSTestMapper(_cfg())(r)
+        RefVOSMapper(_cfg(), is_train=False)(r)
 
 
 def test_expression_names_unknown_object(data):
@@ -114,7 +112,7 @@ def test_expression_names_unknown_object(data):
     with pytest.raises(
         DataError, match=rf"refers to object\(s\) \[9\], which appear in no mask under .*Annotations/{vid}"
     ):
-        RefVOSTrainMapper(_cfg())(r)
+        RefVOSMapper(_cfg(), is_train=True)(r)
 
 
 def test_empty_expression(data):
@@ -152,7 +150,7 @@ def test_unreadable_h5(data):
     cache.write_text(json.dumps([[r["expression"], r["video_id"], r["frame_idx"], r["instance_id"]]]))
     (r2,) = load_a2d_sentences(str(data / "a2d"), "train")  # with a cache, no h5 is opened at load
     with pytest.raises(DataError, match=h5):
-        A2DTrainMapper(_cfg())(r2)
+        A2DMapper(_cfg(), is_train=True)(r2)
 
 
 def test_a2d_instance_not_in_frame(data):
@@ -161,7 +159,7 @@ def test_a2d_instance_not_in_frame(data):
     cache.write_text(json.dumps([["x", r["video_id"], r["frame_idx"], 7]]))
     (bad,) = load_a2d_sentences(str(data / "a2d"), "train")
     with pytest.raises(DataError, match=r"\.h5: instance 7 is not annotated in this frame"):
-        A2DTrainMapper(_cfg())(bad)
+        A2DMapper(_cfg(), is_train=True)(bad)
 
 
 def test_a2d_instance_in_no_h5_is_skipped_with_warning(data, caplog):
@@ -185,13 +183,13 @@ def test_a2d_video_problems(data):
     r = _a2d_record(data)
     short = dict(r, annotated_frame=40, frame_idx=41)
     with pytest.raises(DataError, match=r"annotated frame 41 .* beyond the \d+ frames of .*\.mp4"):
-        A2DTestMapper(_cfg())(short)
+        A2DMapper(_cfg(), is_train=False)(short)
     open(r["video_file"], "wb").write(b"garbage")
     with pytest.raises(DataError, match=r["video_file"]):
-        A2DTestMapper(_cfg())(r)
+        A2DMapper(_cfg(), is_train=False)(r)
     os.remove(r["video_file"])
     with pytest.raises(FileNotFoundError, match=r["video_file"]):
-        A2DTestMapper(_cfg())(r)
+        A2DMapper(_cfg(), is_train=False)(r)
 
 
 # ---------------------------------------------------------------------------------------------- JHMDB
@@ -202,7 +200,7 @@ def test_unreadable_mat(data, damage):
     raw = open(mat, "rb").read()
     open(mat, "wb").write(b"MATLAB but not really" if damage == "garbage" else raw[:200])
     with pytest.raises(DataError, match=mat):
-        A2DTrainMapper(_cfg())(r)
+        A2DMapper(_cfg(), is_train=True)(r)
     (data / "jhmdb/jhmdb_sentences_samples_metadata.json").unlink()
     if damage == "garbage":
         with pytest.raises(DataError, match=mat):  # drawing samples reads the .mat header at load
@@ -210,7 +208,7 @@ def test_unreadable_mat(data, damage):
     else:  # the header survived: load works, decoding the masks fails
         r = [x for x in load_jhmdb_sentences(str(data / "jhmdb")) if x["annotations"]["file"] == mat][0]
         with pytest.raises(DataError, match=mat):
-            A2DTrainMapper(_cfg())(r)
+            A2DMapper(_cfg(), is_train=True)(r)
 
 
 def test_jhmdb_empty_sentence_and_bad_frame(data):

@@ -10,10 +10,8 @@ from PIL import Image
 
 from soc.config import add_soc_config
 from soc.data import (
-    A2DTestMapper,
-    A2DTrainMapper,
-    RefVOSTestMapper,
-    RefVOSTrainMapper,
+    A2DMapper,
+    RefVOSMapper,
     read_masks,
     register_a2d_sentences,
     register_jhmdb_sentences,
@@ -42,6 +40,11 @@ def _register(fn, *args):
     name = f"test_{fn.__name__}_{uuid.uuid4().hex[:8]}"
     fn(name, *args)
     return name
+
+
+def _flagged(records):
+    """The temporal subset as the loaders flag it: ``"<video>/<exp_id>"`` of the records with ``temporal``."""
+    return {f"{r['video_id']}/{r['exp_id']}" for r in records if r["temporal"]}
 
 
 def _hwc(frames):
@@ -83,9 +86,9 @@ def test_ytvos_train_roundtrip(ytvos):
     records = DatasetCatalog.get(name)
     expected = {(v, k): e for v, tv in truth["videos"].items() for k, e in tv["expressions"].items()}
     assert {(r["video_id"], r["exp_id"]) for r in records} == set(expected)
-    assert MetadataCatalog.get(name).temporal_subset == truth["temporal"]
-    assert MetadataCatalog.get(name).evaluator_type == "ref_ytvos"
-    mapper = RefVOSTrainMapper(_cfg(48, 80, window=4))
+    assert _flagged(records) == truth["temporal"]  # the one source of the temporal subset
+    assert MetadataCatalog.get(name).as_dict().keys() == {"name", "evaluator_type", "root", "split"}
+    mapper = RefVOSMapper(_cfg(48, 80, window=4), is_train=True)
     np.random.seed(0)
     for r in records:
         tv = truth["videos"][r["video_id"]]
@@ -110,7 +113,7 @@ def test_ytvos_train_roundtrip(ytvos):
 def test_ytvos_train_flip_and_resize(ytvos):
     root, truth, _ = ytvos
     name = _register(register_ref_ytvos, root, "train")
-    mapper = RefVOSTrainMapper(_cfg(48, 80, train_size=36, flip=1.0, window=3))
+    mapper = RefVOSMapper(_cfg(48, 80, train_size=36, flip=1.0, window=3), is_train=True)
     np.random.seed(1)
     for r in DatasetCatalog.get(name):
         tv = truth["videos"][r["video_id"]]
@@ -136,7 +139,7 @@ def test_ytvos_valid_roundtrip(ytvos):
     valid_vids = {v for v, tv in truth["videos"].items() if tv["split"] == "valid"}
     assert len(valid_vids) == 3 and len(truth["videos"]) == 5  # 2 test videos listed in valid and test
     assert {r["video_id"] for r in records} == valid_vids
-    mapper = RefVOSTestMapper(_cfg(48, 80))
+    mapper = RefVOSMapper(_cfg(48, 80), is_train=False)
     for r in records:
         tv = truth["videos"][r["video_id"]]
         e = tv["expressions"][r["exp_id"]]
@@ -156,7 +159,7 @@ def test_davis_roundtrip(tmp_path):
     )
     assert len(records) == 4 * n_objects
     assert MetadataCatalog.get(name).evaluator_type == "ref_davis"
-    mapper = RefVOSTestMapper(_cfg(48, 80))
+    mapper = RefVOSMapper(_cfg(48, 80), is_train=False)
     for r in records:
         tv = truth["videos"][r["video_id"]]
         e = tv["expressions"][r["exp_id"]]
@@ -194,7 +197,7 @@ def test_a2d_roundtrip(tmp_path):
         assert {(r["video_id"], r["frame_idx"], r["instance_id"]) for r in records} == _a2d_expected(
             truth, subset
         )
-        mapper = A2DTrainMapper(cfg) if subset == "train" else A2DTestMapper(cfg)
+        mapper = A2DMapper(cfg, is_train=subset == "train")
         for r in records:
             tv = truth["videos"][r["video_id"]]
             e = tv["expressions"][r["exp_id"]]
@@ -203,7 +206,7 @@ def test_a2d_roundtrip(tmp_path):
             window = [min(max(i, 0), n - 1) for i in range(c - 4, c + 4)]
             assert out["frame_indices"] == window and out["keep_frames"].tolist() == [4]
             assert out["frame_names"] == [tv["frame_names"][i] for i in window]
-            assert out["expression"] == e["exp"] and r["temporal"] == e["temporal"]
+            assert out["expression"] == e["exp"] and r["temporal"] == out["temporal"] == e["temporal"]
             _assert_frames_match(_hwc(out["frames"]), tv["frames"], window, tol=8.0)
             gt = tv["masks"][r["instance_id"]][c]
             assert np.array_equal(read_masks(out)[0], gt)
@@ -212,7 +215,7 @@ def test_a2d_roundtrip(tmp_path):
                 np.testing.assert_allclose(out["targets"]["boxes"][0].numpy(), _box(gt), atol=1e-6)
             else:
                 assert "targets" not in out
-        assert MetadataCatalog.get(name).temporal_subset == {
+        assert _flagged(records) == {
             k for k in truth["temporal"] if truth["videos"][k.split("/")[0]]["split"] == subset
         }
 
@@ -225,7 +228,7 @@ def test_jhmdb_roundtrip(tmp_path):
     assert sorted((r["video_id"], r["annotated_frame"]) for r in records) == sorted(
         (v, f) for v, tv in truth["videos"].items() for f in tv["annotated_frames"]
     )
-    mapper = A2DTestMapper(_cfg(48, 64, window=8))
+    mapper = A2DMapper(_cfg(48, 64, window=8), is_train=False)
     for r in records:
         tv = truth["videos"][r["video_id"]]
         assert len(r["file_names"]) == tv["mask_frames"]  # frames past the last mask are unusable

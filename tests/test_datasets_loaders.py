@@ -18,8 +18,7 @@ import soc.data.datasets.builtin as builtin
 from soc.config import add_soc_config
 from soc.data import (
     DataError,
-    RefVOSTestMapper,
-    RefVOSTrainMapper,
+    RefVOSMapper,
     davis_palette,
     load_a2d_sentences,
     load_jhmdb_sentences,
@@ -345,7 +344,7 @@ def test_refcoco_one_frame_clips(tmp_path, name, caplog):
     cfg = get_cfg()
     add_soc_config(cfg)
     cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN, cfg.INPUT.FLIP_PROB = (20,), 1000, 1.0
-    out = RefVOSTrainMapper(cfg)(r)
+    out = RefVOSMapper(cfg, is_train=True)(r)
     assert out["frames"].shape == (1, 3, 20, 30) and out["expression"] == "the grey box on the right"
     assert np.array_equal(out["targets"]["masks"][0].numpy(), mask[0][:, ::-1])
-    assert RefVOSTestMapper(cfg)(r)["frames"].shape[0] == 1
+    assert RefVOSMapper(cfg, is_train=False)(r)["frames"].shape[0] == 1

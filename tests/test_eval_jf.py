@@ -1,7 +1,9 @@
-"""tools/eval_jf.py on the formats_metrics §6.2 fixture written as PNG folders (binary and palette GT)."""
+"""soc.evaluation.folder_eval and its command line tools/eval_jf.py on the docs/formats_and_metrics.md §6.2
+fixture written as PNG folders (binary and palette GT)."""
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 
@@ -9,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from soc.data.io import DataError, davis_palette
+from soc.evaluation.folder_eval import evaluate_folders
+
 from helpers import G, Z, sq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import eval_jf  # noqa: E402
-
-from soc.data.io import davis_palette  # noqa: E402
+EVAL_JF = os.path.join(ROOT, "tools", "eval_jf.py")
 
 TOL = 1e-6
 
@@ -46,13 +48,20 @@ def folders(tmp_path):
     return str(pred), str(gt), tmp_path
 
 
-def test_binary_layout_and_json(folders, capsys):
+def run_cli(monkeypatch, *args):
+    """Run tools/eval_jf.py in this process, as ``python tools/eval_jf.py ARGS`` would."""
+    monkeypatch.setattr(sys, "argv", [EVAL_JF, *args])
+    runpy.run_path(EVAL_JF, run_name="__main__")
+
+
+def test_binary_layout_and_json(folders, capsys, monkeypatch):
     pred, gt, tmp = folders
-    out = str(tmp / "res" / "scores.json")
-    scores = eval_jf.main(["--pred", pred, "--gt", gt, "--json", out])
+    scores = evaluate_folders(pred, gt)
     assert scores["J"] == pytest.approx(0.611111, abs=TOL)
     assert scores["F"] == pytest.approx(0.822464, abs=TOL)
     assert scores["J&F"] == pytest.approx(0.716787, abs=TOL)
+    out = str(tmp / "res" / "scores.json")
+    run_cli(monkeypatch, "--pred", pred, "--gt", gt, "--json", out)
     with open(out) as f:
         saved = json.load(f)
     assert set(saved) == {"J", "F", "J&F", "sequences"}
@@ -63,15 +72,18 @@ def test_binary_layout_and_json(folders, capsys):
     assert "vidA/0" in table and "mean" in table and "71.68" in table
 
 
-def test_missing_prediction(folders):
+def test_missing_prediction(folders, monkeypatch):
     pred, gt, _ = folders
     missing = os.path.join(pred, "vidA", "0", "00000.png")
     os.remove(missing)
+    with pytest.raises(DataError, match="missing prediction") as err:
+        evaluate_folders(pred, gt)
+    assert missing in str(err.value)
     with pytest.raises(SystemExit) as err:
-        eval_jf.main(["--pred", pred, "--gt", gt])
+        run_cli(monkeypatch, "--pred", pred, "--gt", gt)
     assert missing in str(err.value.code)
     # scored as empty: vidA frame 1 becomes (G, Z) -> vidA J = 1/6, F = 1/3
-    scores = eval_jf.main(["--pred", pred, "--gt", gt, "--missing", "empty"])
+    scores = evaluate_folders(pred, gt, missing="empty")
     assert scores["J"] == pytest.approx((1 / 6 + 0.722222) / 2, abs=TOL)
     assert scores["F"] == pytest.approx((1 / 3 + 0.978261) / 2, abs=TOL)
 
@@ -103,12 +115,17 @@ def test_palette_gt_with_meta_expressions(folders):
             }
         )
     )
-    scores = eval_jf.main(["--pred", pred, "--gt", str(gt), "--meta-expressions", str(meta)])
+    scores = evaluate_folders(pred, str(gt), str(meta))
     assert scores["J&F"] == pytest.approx(0.716787, abs=TOL)
     # the object id matters: vidA's expression pointed at object 1 (the single pixel) scores differently
     meta.write_text(meta.read_text().replace('"obj_id": "2"', '"obj_id": "1"'))
-    other = eval_jf.main(["--pred", pred, "--gt", str(gt), "--meta-expressions", str(meta)])
+    other = evaluate_folders(pred, str(gt), str(meta))
     assert other["sequences"]["vidA/0"]["J"] == pytest.approx(0.0)
+    # a colour PNG carries no object ids: refused, naming the file
+    colour = os.path.join(gt, "vidB", FRAMES["vidB"][0] + ".png")
+    Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(colour)
+    with pytest.raises(DataError, match=f"{colour} has mode 'RGB'"):
+        evaluate_folders(pred, str(gt), str(meta))
 
 
 def test_command_line_end_to_end(folders):
@@ -118,7 +135,7 @@ def test_command_line_end_to_end(folders):
     proc = subprocess.run(
         [
             sys.executable,
-            os.path.join(ROOT, "tools", "eval_jf.py"),
+            EVAL_JF,
             "--pred",
             pred,
             "--gt",
@@ -137,7 +154,7 @@ def test_command_line_end_to_end(folders):
         assert json.load(f)["J"] == pytest.approx(0.611111, abs=TOL)
     os.remove(os.path.join(pred, "vidB", "0", "00010.png"))
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tools", "eval_jf.py"), "--pred", pred, "--gt", gt],
+        [sys.executable, EVAL_JF, "--pred", pred, "--gt", gt],
         capture_output=True,
         text=True,
         env=env,

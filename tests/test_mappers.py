@@ -1,5 +1,5 @@
-"""Mappers: the flip's word swap, MTTR windows, training windows, targets and clip-consistent augmentation,
-on hand-made fixtures."""
+"""Mappers: the flip's word swap, centred A2D/JHMDB windows, training windows, targets and clip-consistent
+augmentation, on hand-made fixtures."""
 
 import json
 import os
@@ -15,14 +15,12 @@ from PIL import Image
 
 from soc.config import add_soc_config
 from soc.data import (
-    A2DTestMapper,
-    A2DTrainMapper,
+    A2DMapper,
     DataError,
-    RefVOSTestMapper,
-    RefVOSTrainMapper,
+    RefVOSMapper,
     build_soc_mapper,
     davis_palette,
-    mttr_window,
+    centered_window,
     register_a2d_sentences,
     register_ref_ytvos,
     swap_left_right,
@@ -47,16 +45,16 @@ def test_swap_left_right(text, want):
     assert swap_left_right(swap_left_right(text)) == text
 
 
-def test_mttr_window_formulas():
+def test_centered_window_formulas():
     # A2D: w=8, 1-based frame 28 -> 0-based 23..30, annotated frame at position 4
-    w = mttr_window(27, 100, 8)
+    w = centered_window(27, 100, 8)
     assert w == list(range(23, 31)) and w[4] == 27
     # JHMDB: c=2 (1-based), w=8 -> [1,1,1,1,2,3,4,5] (1-based)
-    assert [i + 1 for i in mttr_window(1, 40, 8)] == [1, 1, 1, 1, 2, 3, 4, 5]
-    assert mttr_window(4, 6, 8) == [0, 1, 2, 3, 4, 5, 5, 5]
-    assert mttr_window(2, 10, 5) == [0, 1, 2, 3, 4]  # odd window: centre at 5 // 2 = 2
+    assert [i + 1 for i in centered_window(1, 40, 8)] == [1, 1, 1, 1, 2, 3, 4, 5]
+    assert centered_window(4, 6, 8) == [0, 1, 2, 3, 4, 5, 5, 5]
+    assert centered_window(2, 10, 5) == [0, 1, 2, 3, 4]  # odd window: centre at 5 // 2 = 2
     with pytest.raises(ValueError):
-        mttr_window(6, 6, 8)
+        centered_window(6, 6, 8)
 
 
 def test_sample_window():
@@ -140,7 +138,7 @@ def test_train_window_finds_object(tmp_path):
     from soc.data import load_ref_ytvos
 
     (record,) = load_ref_ytvos(str(tmp_path), "train")
-    mapper = RefVOSTrainMapper(_cfg(SAMPLING_FRAME_NUM=3, FLIP_PROB=0.0))
+    mapper = RefVOSMapper(_cfg(SAMPLING_FRAME_NUM=3, FLIP_PROB=0.0), is_train=True)
     np.random.seed(0)
     for _ in range(20):
         out = mapper(record)
@@ -159,7 +157,7 @@ def test_train_uses_meta_json_anchor(tmp_path):
 
     (record,) = load_ref_ytvos(str(tmp_path), "train")
     assert record["obj_frames"] == ["00010"]
-    mapper = RefVOSTrainMapper(_cfg(SAMPLING_FRAME_NUM=2, FLIP_PROB=0.0))
+    mapper = RefVOSMapper(_cfg(SAMPLING_FRAME_NUM=2, FLIP_PROB=0.0), is_train=True)
     np.random.seed(3)
     windows = {tuple(mapper(record)["frame_indices"]) for _ in range(30)}
     assert windows == {(1, 2), (2, 3)}
@@ -174,7 +172,7 @@ def test_flip_is_clip_consistent(tmp_path):
     from soc.data import load_ref_ytvos
 
     (record,) = load_ref_ytvos(str(tmp_path), "train")
-    mapper = RefVOSTrainMapper(_cfg(SAMPLING_FRAME_NUM=6, FLIP_PROB=0.5))
+    mapper = RefVOSMapper(_cfg(SAMPLING_FRAME_NUM=6, FLIP_PROB=0.5), is_train=True)
     np.random.seed(7)
     seen = set()
     for _ in range(20):
@@ -196,7 +194,7 @@ def test_test_mapper_keeps_original_size(tmp_path):
     from soc.data import load_ref_ytvos
 
     (record,) = load_ref_ytvos(str(tmp_path), "train")
-    out = RefVOSTestMapper(_cfg(MIN_SIZE_TEST=32))(record)
+    out = RefVOSMapper(_cfg(MIN_SIZE_TEST=32), is_train=False)(record)
     assert out["frames"].shape == (4, 3, 32, 48) and out["frames"].dtype == torch.uint8
     assert (out["height"], out["width"]) == (16, 24) and out["frame_names"] == record["frame_names"]
     assert "targets" not in out and out["obj_ids"] == [1]
@@ -207,11 +205,12 @@ def test_build_soc_mapper():
     a, b = f"m_{uuid.uuid4().hex[:6]}", f"m_{uuid.uuid4().hex[:6]}"
     register_a2d_sentences(a, "/nonexistent", "train")
     register_ref_ytvos(b, "/nonexistent", "train")
-    assert isinstance(build_soc_mapper(cfg, a, True), A2DTrainMapper)
-    assert isinstance(build_soc_mapper(cfg, a, False), A2DTestMapper)
+    for name, cls in ((a, A2DMapper), (b, RefVOSMapper)):
+        for is_train in (True, False):
+            mapper = build_soc_mapper(cfg, name, is_train)
+            assert type(mapper) is cls and mapper.is_train == is_train
+    assert build_soc_mapper(cfg, a, True).window_size == cfg.INPUT.SAMPLING_FRAME_NUM
     assert build_soc_mapper(cfg, a, False).window_size == cfg.INPUT.TEST_WINDOW
-    assert isinstance(build_soc_mapper(cfg, b, True), RefVOSTrainMapper)
-    assert isinstance(build_soc_mapper(cfg, b, False), RefVOSTestMapper)
     assert MetadataCatalog.get(a).evaluator_type == "a2d_sentences"
 
 
@@ -226,4 +225,4 @@ def test_train_mapper_needs_ground_truth():
         "annotations": None,
     }
     with pytest.raises(DataError, match="no ground truth"):
-        RefVOSTrainMapper(_cfg())(record)
+        RefVOSMapper(_cfg(), is_train=True)(record)

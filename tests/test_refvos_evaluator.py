@@ -60,8 +60,10 @@ def object_masks(video, obj):
     )
 
 
-def make_ytvos_fixture(root, with_gt=True, write=True):
-    """Write the palette annotation PNGs (unless ``write`` is False); return the records (DEVELOPERS.md)."""
+def make_ytvos_fixture(root, with_gt=True, write=True, temporal=()):
+    """Write the palette annotation PNGs (unless ``write`` is False); return the records (DEVELOPERS.md),
+    flagged ``temporal`` (as the SynthRVOS loaders flag them) when their ``"<video>/<exp_id>"`` is in
+    ``temporal``."""
     records = []
     for vid, v in YTVOS_VIDEOS.items():
         files = []
@@ -88,6 +90,7 @@ def make_ytvos_fixture(root, with_gt=True, write=True):
                     "width": W,
                     "obj_ids": [obj] if with_gt else [],
                     "annotations": {"type": "png", "files": files} if with_gt else None,
+                    "temporal": f"{vid}/{exp_id}" in temporal,
                 }
             )
     return records
@@ -127,25 +130,19 @@ def run(evaluator, records, outputs, batch=2):
 
 
 def test_perfect_predictions_give_one(tmp_path):
-    records = make_ytvos_fixture(str(tmp_path / "data"))
-    res = run(
-        RefVOSEvaluator(output_dir=str(tmp_path / "out"), temporal_subset={"v1/1"}),
-        records,
-        ytvos_outputs(records),
-    )
+    records = make_ytvos_fixture(str(tmp_path / "data"), temporal={"v1/1"})
+    res = run(RefVOSEvaluator(output_dir=str(tmp_path / "out")), records, ytvos_outputs(records))
     assert res["refvos"] == pytest.approx(
         {"J&F": 1.0, "J": 1.0, "F": 1.0, "temporal/J&F": 1.0, "temporal/J": 1.0, "temporal/F": 1.0}
     )
 
 
 def test_wrong_object_scores_match_independent_computation(tmp_path):
-    records = make_ytvos_fixture(str(tmp_path / "data"))
+    records = make_ytvos_fixture(str(tmp_path / "data"), temporal={"v1/1", "v2/0"})
     outputs = ytvos_outputs(records, wrong=True)
     per, expected = independent_jf(records, outputs)
     assert 0 < expected["J"] < 1  # v1/1 has a both-empty frame
-    res = run(
-        RefVOSEvaluator(output_dir=str(tmp_path / "out"), temporal_subset={"v1/1", "v2/0"}), records, outputs
-    )
+    res = run(RefVOSEvaluator(output_dir=str(tmp_path / "out")), records, outputs)
     assert res["refvos"]["J&F"] == pytest.approx(expected["J&F"], abs=1e-9)
     assert res["refvos"]["J"] == pytest.approx(expected["J"], abs=1e-9)
     assert res["refvos"]["F"] == pytest.approx(expected["F"], abs=1e-9)
@@ -156,15 +153,15 @@ def test_wrong_object_scores_match_independent_computation(tmp_path):
     assert saved["v1/1"]["J"] == pytest.approx(1 / 3)
 
 
-def test_temporal_subset_from_metadata(tmp_path):
-    from detectron2.data import MetadataCatalog
-
-    name = "_test_refvos_temporal_meta"
-    MetadataCatalog.get(name).set(evaluator_type="ref_ytvos", temporal_subset={"v1/1"})
-    records = make_ytvos_fixture(str(tmp_path / "data"))
-    res = run(RefVOSEvaluator(name), records, ytvos_outputs(records, wrong=True))
+def test_temporal_subset_from_record_flags(tmp_path):
+    records = make_ytvos_fixture(str(tmp_path / "data"), temporal={"v1/1"})
+    res = run(RefVOSEvaluator(), records, ytvos_outputs(records, wrong=True))
     assert res["refvos"]["temporal/J"] == pytest.approx(1 / 3)
     assert res["refvos"]["temporal/F"] == pytest.approx(1 / 3)
+    # no flagged input (real data): no temporal scores
+    records = make_ytvos_fixture(str(tmp_path / "data"), write=False)
+    res = run(RefVOSEvaluator(), records, ytvos_outputs(records, wrong=True))
+    assert not any(k.startswith("temporal/") for k in res["refvos"])
 
 
 def test_expression_weighted_not_frame_pooled(tmp_path):
@@ -395,9 +392,9 @@ def _distributed_worker(data_root, davis_root, out_file):
 
     rank, world = comm.get_rank(), comm.get_world_size()
     results = {}
-    records = make_ytvos_fixture(data_root, write=False)  # the parent wrote the files
+    records = make_ytvos_fixture(data_root, write=False, temporal={"v1/1"})  # the parent wrote the files
     outputs = ytvos_outputs(records, wrong=True)
-    ev = RefVOSEvaluator(temporal_subset={"v1/1"})
+    ev = RefVOSEvaluator()
     n = (len(records) + world - 1) // world  # contiguous shards, as detectron2's InferenceSampler makes them
     ev.process(records[rank * n : (rank + 1) * n], outputs[rank * n : (rank + 1) * n])
     results["ytvos"] = ev.evaluate()
@@ -435,8 +432,8 @@ def test_two_processes_equal_one(tmp_path):
     launch(_distributed_worker, 2, dist_url="auto", args=(data_root, davis_root, out_file))
     with open(out_file) as f:
         dist = json.load(f)
-    records = make_ytvos_fixture(data_root)
-    single = run(RefVOSEvaluator(temporal_subset={"v1/1"}), records, ytvos_outputs(records, wrong=True))
+    records = make_ytvos_fixture(data_root, temporal={"v1/1"})
+    single = run(RefVOSEvaluator(), records, ytvos_outputs(records, wrong=True))
     assert dist["ytvos"]["refvos"] == pytest.approx(single["refvos"], abs=1e-12)
     records = make_davis_fixture(davis_root)
     single = run(RefDAVISEvaluator(), records, [davis_prediction(r) for r in records])

@@ -1,6 +1,5 @@
 """SOC data: benchmark registration (``datasets``), clip mappers (``mappers``), SynthRVOS (``synthetic``)
-and the
-shared format readers (``io``)."""
+and the shared format readers (``io``)."""
 
 from .build import build_soc_mapper
 from .datasets import (
@@ -15,14 +14,16 @@ from .datasets import (
     register_ref_ytvos,
     register_refcoco,
 )
-from .io import DataError, davis_palette, mttr_window, read_image, read_masks, read_palette_png
-from .mappers import (
-    A2DTestMapper,
-    A2DTrainMapper,
-    RefVOSTestMapper,
-    RefVOSTrainMapper,
-    swap_left_right,
+from .io import (
+    DataError,
+    centered_window,
+    davis_palette,
+    read_binary_png,
+    read_image,
+    read_masks,
+    read_palette_png,
 )
+from .mappers import A2DMapper, RefVOSMapper, swap_left_right
 
 __all__ = [
     "register_ref_ytvos",
@@ -35,16 +36,15 @@ __all__ = [
     "load_a2d_sentences",
     "load_jhmdb_sentences",
     "load_refcoco",
-    "RefVOSTrainMapper",
-    "RefVOSTestMapper",
-    "A2DTrainMapper",
-    "A2DTestMapper",
+    "RefVOSMapper",
+    "A2DMapper",
     "build_soc_mapper",
     "swap_left_right",
     "read_masks",
     "read_image",
     "read_palette_png",
+    "read_binary_png",
     "davis_palette",
-    "mttr_window",
+    "centered_window",
     "DataError",
 ]

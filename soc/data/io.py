@@ -1,13 +1,14 @@
-"""Readers for the on-disk formats of the four RVOS benchmarks (and RefCOCO), shared by mappers and
-evaluators.
+"""Readers for the on-disk formats of the four RVOS benchmarks (and RefCOCO), shared by the mappers, the
+evaluators and the folder evaluation of ``tools/eval_jf.py``; the formats are described in
+``docs/formats_and_metrics.md``.
 
 Every reader raises :class:`DataError` (or ``FileNotFoundError``) with the offending file in the message:
 a bad file never turns into a silently wrong sample.
 
 Mask sources (a record's ``annotations`` dict, see ``datasets/README.md``):
 
-- ``{"type": "png", "files": [path per frame]}``: palette PNGs, value = object id (Ref-YouTube-VOS,
-Ref-DAVIS17);
+- ``{"type": "png", "files": [path per frame]}``: palette PNGs, value = object id
+  (Ref-YouTube-VOS, Ref-DAVIS17);
 - ``{"type": "a2d_h5", "file": path}``: one A2D-Sentences ``.h5`` of the annotated frame;
 - ``{"type": "jhmdb_mat", "file": path, "frame": int}``: ``puppet_mask.mat`` and the 0-based annotated frame;
 - ``{"type": "coco", "segmentation": polygons | RLE, "height": int, "width": int}``: RefCOCO.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -27,9 +28,10 @@ __all__ = [
     "davis_palette",
     "read_image",
     "read_palette_png",
+    "read_binary_png",
     "read_masks",
     "read_video_window",
-    "mttr_window",
+    "centered_window",
     "normalize_expression",
 ]
 
@@ -62,20 +64,28 @@ def normalize_expression(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def _decode(path: str, kind: str, convert: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+    """Open ``path`` with PIL, decode it fully and ``convert`` it to an array.
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`DataError` for an undecodable one, both naming
+    the file (``kind`` says what it is: "frame", "annotation", "mask").
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{kind} file missing: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated or corrupt file fails here, not later
+            return convert(img)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"cannot decode {kind} {path}: {e}") from e
+
+
 def read_image(path: str) -> np.ndarray:
     """Read a frame file (JPEG/PNG) as uint8 RGB ``(H, W, 3)``.
 
     Raises ``FileNotFoundError`` for a missing file and :class:`DataError` for an undecodable one.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"frame file missing: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()  # decode now: a truncated or corrupt file fails here, not later
-            arr = np.asarray(img.convert("RGB"))
-    except (OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"cannot decode frame {path}: {e}") from e
-    return arr
+    return _decode(path, "frame", lambda img: np.asarray(img.convert("RGB")))
 
 
 def read_palette_png(path: str) -> np.ndarray:
@@ -84,26 +94,35 @@ def read_palette_png(path: str) -> np.ndarray:
     Palette ('P') and 8-bit greyscale ('L') images are read as stored values. Colour images are rejected:
     converting them to grey would turn palette colours into luminance (DAVIS index 1 -> 38).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"annotation file missing: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode not in ("P", "L"):
-                raise DataError(
-                    f"annotation {path} has mode {img.mode!r}; expected a palette ('P') or 'L' PNG"
-                )
-            arr = np.array(img, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"cannot decode annotation {path}: {e}") from e
-    return arr
+
+    def index_map(img: Image.Image) -> np.ndarray:
+        if img.mode not in ("P", "L"):
+            raise DataError(f"annotation {path} has mode {img.mode!r}; expected a palette ('P') or 'L' PNG")
+        return np.array(img, dtype=np.uint8)
+
+    return _decode(path, "annotation", index_map)
 
 
-def mttr_window(center: int, num_frames: int, window: int) -> List[int]:
-    """0-based indices of the MTTR window around ``center``, clamped to ``[0, num_frames-1]``.
+def read_binary_png(path: str) -> np.ndarray:
+    """Read a mask PNG as bool ``(H, W)``: any non-zero value, in any channel, is foreground.
 
-    Indices ``center - window//2 ... center + (window+1)//2 - 1``; the centre sits at position ``window//2``.
-    A2D frame 28 (1-based, so centre 27) with window 8 gives 23..30.
+    This reads the 0/255 ``L`` PNGs of a Ref-YouTube-VOS submission and binary ground truth alike.
+    """
+
+    def foreground(img: Image.Image) -> np.ndarray:
+        arr = np.array(img)
+        return arr.any(axis=-1) if arr.ndim == 3 else arr > 0
+
+    return _decode(path, "mask", foreground)
+
+
+def centered_window(center: int, num_frames: int, window: int) -> List[int]:
+    """0-based indices of ``window`` consecutive frames around ``center``, clamped to ``[0, num_frames-1]``.
+
+    Indices ``center - window//2 ... center + (window+1)//2 - 1``, so the centre sits at position
+    ``window//2``; indices outside the video repeat its first or last frame (the A2D/JHMDB window rule of
+    MTTR, ``docs/formats_and_metrics.md`` §3.3). A2D frame 28 (1-based, so centre 27) with window 8 gives
+    23..30.
     """
     if not 0 <= center < num_frames:
         raise ValueError(f"centre frame {center} outside a video of {num_frames} frames")
@@ -112,7 +131,8 @@ def mttr_window(center: int, num_frames: int, window: int) -> List[int]:
 
 
 def read_video_window(path: str, center: int, window: int) -> tuple:
-    """Decode the MTTR window around the 0-based frame ``center`` of a video file with PyAV.
+    """Decode the centred window (:func:`centered_window`) around the 0-based frame ``center`` of a video
+    file with PyAV.
 
     Frames are counted in presentation order from 0, as ``torchvision.io.read_video`` counted them. Only
     frames up to the last index needed are decoded when the container states its frame count.
@@ -130,7 +150,7 @@ def read_video_window(path: str, center: int, window: int) -> tuple:
             total = int(stream.frames or 0)
             last_needed = None
             if total > 0 and center < total:
-                last_needed = max(mttr_window(center, total, window))
+                last_needed = max(centered_window(center, total, window))
             decoded = []
             for frame in container.decode(stream):
                 decoded.append(frame.to_ndarray(format="rgb24"))
@@ -142,12 +162,12 @@ def read_video_window(path: str, center: int, window: int) -> tuple:
         raise DataError(f"cannot decode video {path}: {e}") from e
     if center >= total:
         raise DataError(f"annotated frame {center + 1} (1-based) is beyond the {total} frames of {path}")
-    indices = mttr_window(center, total, window)
+    indices = centered_window(center, total, window)
     if max(indices) >= len(decoded):  # the container over-stated its length
         total = len(decoded)
         if center >= total:
             raise DataError(f"annotated frame {center + 1} (1-based) is beyond the {total} frames of {path}")
-        indices = mttr_window(center, total, window)
+        indices = centered_window(center, total, window)
     return np.stack([decoded[i] for i in indices]), indices, total
 
 

@@ -1,7 +1,9 @@
-"""Evaluation: pure metrics (``metrics``), the benchmarks' evaluators and ``build_evaluator``."""
+"""Evaluation: pure metrics (``metrics``), the benchmarks' evaluators, ``build_evaluator`` and the
+evaluation of PNG folders (``folder_eval``, behind ``tools/eval_jf.py``)."""
 
 from .a2d_evaluator import A2DSentencesEvaluator, JHMDBSentencesEvaluator
 from .build import build_evaluator
+from .folder_eval import evaluate_folders
 from .ref_davis_evaluator import RefDAVISEvaluator
 from .refvos_evaluator import RefVOSEvaluator
 
@@ -11,4 +13,5 @@ __all__ = [
     "RefDAVISEvaluator",
     "A2DSentencesEvaluator",
     "JHMDBSentencesEvaluator",
+    "evaluate_folders",
 ]

@@ -1,4 +1,5 @@
-"""A2D-Sentences and JHMDB-Sentences evaluation (MTTR protocol, formats_metrics §3.4, §4, §5.6).
+"""A2D-Sentences and JHMDB-Sentences evaluation (MTTR protocol, ``docs/formats_and_metrics.md`` §3.4, §4,
+§5.5, §5.6).
 
 A sample is one (sentence, video, annotated frame[, instance]) with one GT mask, identified by its COCO image
 id (``v_<vid>_f_<frame>_i_<instance>`` for A2D, ``v_<vid>_f_<frame>`` for JHMDB; frame numbers 1-based).
@@ -22,7 +23,6 @@ import os
 from typing import Dict, List, Optional
 
 import numpy as np
-from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 from pycocotools import mask as mask_util
@@ -55,7 +55,7 @@ class A2DSentencesEvaluator(DatasetEvaluator):
 
     Results on rank 0: ``{"a2d_sentences": {"mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10",
     "AR100", "P@0.5", ..., "P@0.9", "oIoU", "mIoU"}}`` (fractions), plus ``temporal/...`` P@K and IoUs over
-    the dataset's temporal subset when it has one.
+    the samples whose inputs carry ``temporal=True`` (the SynthRVOS temporal subset), when there are any.
     """
 
     results_key = "a2d_sentences"
@@ -71,11 +71,10 @@ class A2DSentencesEvaluator(DatasetEvaluator):
     ):
         """
         Args:
-            dataset_name: registered dataset (for the temporal subset in its metadata).
+            dataset_name: the registered dataset (named in the log).
             output_dir: folder for ``<results_key>_samples.json`` (per-sample IoUs); None writes nothing.
             gt_json: the benchmark's COCO-format GT (MTTR's ``*_annotations_in_coco_format.json``); default:
-                build
-                the GT from the records' masks.
+                build the GT from the records' masks.
             gt_reader: ``record -> bool (1, H, W)`` GT mask of the annotated frame; default
                 ``soc.data.io.read_masks``. Unused with ``gt_json``.
             distributed: gather the per-sample records of all processes on rank 0.
@@ -135,12 +134,11 @@ class A2DSentencesEvaluator(DatasetEvaluator):
         """
         Args:
             inputs: mapper dicts with the record's ``image_id`` (or ``video_id``,
-                ``frame_idx``/``annotated_frame``,
-                ``instance_id``/``exp_id``) and GT source.
+                ``frame_idx``/``annotated_frame``, ``instance_id``/``exp_id``), GT source and, for SynthRVOS,
+                its ``temporal`` flag.
             outputs: model dicts with ``query_masks`` bool ``(T', N, H, W)`` and ``query_scores`` ``(T', N)``
                 (every query, for mAP), or only ``pred_masks`` ``(T', H, W)`` and ``score`` (top-1 only: P@K
-                and
-                IoU are unchanged but mAP is then not the benchmark's).
+                and IoU are unchanged but mAP is then not the benchmark's).
         """
         for inp, out in zip(inputs, outputs):
             image_id = self.image_id(inp)
@@ -161,7 +159,6 @@ class A2DSentencesEvaluator(DatasetEvaluator):
             iou, inter, union = sample_iou(masks[top], gt)
             sample = {
                 "image_id": image_id,
-                "key": f"{inp.get('video_id')}/{inp.get('exp_id')}",
                 "temporal": bool(inp.get("temporal", False)),
                 "iou": iou,
                 "I": inter,
@@ -203,14 +200,14 @@ class A2DSentencesEvaluator(DatasetEvaluator):
             **{k: ap[k] for k in ("mAP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")},
             **results,
         }
-        temporal = self._temporal_keys(samples)
-        sub = [s for s in samples if s["key"] in temporal]
+        sub = [s for s in samples if s["temporal"]]
         if sub:
             t_res = a2d_summary([s["iou"] for s in sub], [s["I"] for s in sub], [s["U"] for s in sub])
             results.update({f"temporal/{k}": v for k, v in t_res.items()})
         logger.info(
-            "%s over %d samples: mAP %.4f, oIoU %.4f, mIoU %.4f",
+            "%s (%s) over %d samples: mAP %.4f, oIoU %.4f, mIoU %.4f",
             self.results_key,
+            self._dataset_name or "predictions",
             len(samples),
             results["mAP"],
             results["oIoU"],
@@ -260,12 +257,6 @@ class A2DSentencesEvaluator(DatasetEvaluator):
             "annotations": annotations,
             "categories": [{"id": 1, "name": "dummy_class"}],
         }
-
-    def _temporal_keys(self, samples: List[dict]) -> set:
-        keys = {s["key"] for s in samples if s["temporal"]}
-        if self._dataset_name is not None:
-            keys |= set(getattr(MetadataCatalog.get(self._dataset_name), "temporal_subset", None) or ())
-        return keys
 
 
 class JHMDBSentencesEvaluator(A2DSentencesEvaluator):

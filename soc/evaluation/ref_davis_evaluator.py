@@ -1,4 +1,5 @@
-"""Ref-DAVIS17 evaluation with the protocol that the published numbers use (formats_metrics §2.3–§2.4, §7.2).
+"""Ref-DAVIS17 evaluation with the protocol that the published numbers use (``docs/formats_and_metrics.md``
+§2.3–§2.4).
 
 For each annotator run a (expressions ``4k + a``; object k gets label k + 1):
 
@@ -23,16 +24,17 @@ from __future__ import annotations
 import logging
 import os
 import zlib
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from detectron2.data import DatasetCatalog
 
 from .metrics import db_statistics, evaluate_unsupervised, split_object_masks
-from .refvos_evaluator import GTReader, RefVOSEvaluator, as_numpy
+from .refvos_evaluator import GTReader, RefVOSEvaluator, RefVOSState, as_numpy
 from .ytvos_submission import write_index_png
 
-__all__ = ["RefDAVISEvaluator", "merge_object_probs", "read_index_maps", "NUM_RUNS"]
+__all__ = ["RefDAVISEvaluator", "RefDAVISState", "merge_object_probs", "read_index_maps", "NUM_RUNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +43,22 @@ BACKGROUND_SCORE = 0.1
 PROB_THRESHOLD = 0.5
 
 RunKey = Tuple[int, str]  # (annotator run, sequence)
-FrameState = Dict[
-    str, Tuple[np.ndarray, np.ndarray]
-]  # frame -> (label uint8 (H, W), best prob float32 (H, W))
+# frame -> (label uint8 (H, W), best prob float32 (H, W))
+FrameState = Dict[str, Tuple[np.ndarray, np.ndarray]]
+ObjectStats = Tuple[float, float, float, float, float, float]  # (J_M, J_R, J_D, F_M, F_R, F_D) of one object
+
+
+@dataclass
+class RefDAVISState(RefVOSState):
+    """What one process of :class:`RefDAVISEvaluator` sends to rank 0: the identity scores of
+    :class:`RefVOSState` plus its share of the unsupervised protocol."""
+
+    # (run, sequence) -> compressed partial label maps (see ``_pack``) of runs not finished on this process
+    pending: Dict[RunKey, dict] = field(default_factory=dict)
+    # sequence -> the keys of an input that locate its GT and frames (see ``_gt_record``)
+    records: Dict[str, dict] = field(default_factory=dict)
+    # (run, sequence) -> per-object statistics of the runs finished on this process
+    objects: Dict[RunKey, List[ObjectStats]] = field(default_factory=dict)
 
 
 def merge_object_probs(state: FrameState, frame_names: List[str], probs: np.ndarray, label: int) -> None:
@@ -104,7 +119,7 @@ def read_index_maps(record: dict) -> Tuple[List[str], np.ndarray]:
     return names, np.stack([read_palette_png(p) for p in files])
 
 
-def score_sequence(gt_maps: np.ndarray, pred_maps: np.ndarray, max_proposals: int = 20) -> List[tuple]:
+def score_sequence(gt_maps: np.ndarray, pred_maps: np.ndarray, max_proposals: int = 20) -> List[ObjectStats]:
     """Per-object ``(J_M, J_R, J_D, F_M, F_R, F_D)`` of one sequence under the DAVIS unsupervised protocol.
 
     Args:
@@ -170,7 +185,7 @@ class RefDAVISEvaluator(RefVOSEvaluator):
         self._pending: Dict[RunKey, FrameState] = {}
         self._covered: Dict[RunKey, Dict[str, set]] = {}  # exp_id -> frames seen
         self._records: Dict[str, dict] = {}  # seq -> a record carrying the GT source and frame list
-        self._objects: Dict[RunKey, List[tuple]] = {}  # finished: per-object statistics
+        self._objects: Dict[RunKey, List[ObjectStats]] = {}  # finished: per-object statistics
 
     def _expected_map(self) -> Optional[Dict[RunKey, set]]:
         if self._expected is None and self._dataset_name is not None:
@@ -244,20 +259,25 @@ class RefDAVISEvaluator(RefVOSEvaluator):
             raise ValueError(f"Ref-DAVIS17 {seq}: GT maps {gt_maps.shape} vs predicted maps {pred.shape}")
         self._objects[key] = score_sequence(gt_maps, pred, self._max_proposals)
 
-    def _state(self):
-        pending = {k: _pack(v) for k, v in self._pending.items()}
-        return super()._state() + (pending, self._covered, self._records, self._objects)
+    def _state(self) -> RefDAVISState:
+        scores = super()._state()
+        return RefDAVISState(
+            frames=scores.frames,
+            no_gt=scores.no_gt,
+            temporal=scores.temporal,
+            pending={k: _pack(v) for k, v in self._pending.items()},
+            records=self._records,
+            objects=self._objects,
+        )
 
-    def _summarize(self, gathered: List[tuple]) -> Dict[str, float]:
+    def _summarize(self, gathered: List[RefDAVISState]) -> Dict[str, float]:
         identity = super()._summarize(gathered)
         pending: Dict[RunKey, FrameState] = {}
         for part in gathered:
-            _, _, _, part_pending, _, part_records, part_objects = part
-            for seq, rec in part_records.items():
+            for seq, rec in part.records.items():
                 self._records.setdefault(seq, rec)
-            for key, stats in part_objects.items():
-                self._objects[key] = stats
-            for key, packed in part_pending.items():
+            self._objects.update(part.objects)
+            for key, packed in part.pending.items():
                 _merge_states(pending.setdefault(key, {}), _unpack(packed))
         for key in sorted(pending):
             self._finish(key, pending[key])

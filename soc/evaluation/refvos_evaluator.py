@@ -1,9 +1,9 @@
 """Ref-YouTube-VOS style evaluation: per-expression J and F, expression-weighted means, and the submission.
 
-Protocol (formats_metrics §1.5, §5.4): for each (video, exp_id), J and F are computed on every frame that has
-ground truth and averaged over those frames; J and F are then averaged over expressions (each expression
-counts once, however many frames it has) and J&F = (J + F)/2. All scores are **fractions in [0, 1]** (the
-server and papers print percent). No frame is skipped, no void, no id matching.
+Protocol (``docs/formats_and_metrics.md`` §1.5, §5.4): for each (video, exp_id), J and F are computed on every
+frame that has ground truth and averaged over those frames; J and F are then averaged over expressions (each
+expression counts once, however many frames it has) and J&F = (J + F)/2. All scores are **fractions in
+[0, 1]** (the server and papers print percent). No frame is skipped, no void, no id matching.
 """
 
 from __future__ import annotations
@@ -11,21 +11,40 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import numpy as np
-from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
 from .metrics import db_eval_boundary, db_eval_iou, jf_aggregate
 from .ytvos_submission import write_expression_masks, zip_submission
 
-__all__ = ["RefVOSEvaluator", "read_referred_masks", "as_numpy"]
+__all__ = ["RefVOSEvaluator", "RefVOSState", "read_referred_masks", "as_numpy"]
 
 logger = logging.getLogger(__name__)
 
 GTReader = Callable[[dict], Optional[np.ndarray]]
+
+
+@dataclass
+class RefVOSState:
+    """What one process of :class:`RefVOSEvaluator` accumulates and sends to rank 0 (small)."""
+
+    # "<video>/<exp_id>" -> frame name -> (J, F) of that frame
+    frames: Dict[str, Dict[str, Tuple[float, float]]] = field(default_factory=dict)
+    # expressions predicted without ground truth (submission only)
+    no_gt: Set[str] = field(default_factory=set)
+    # expressions whose inputs carry ``temporal=True`` (the SynthRVOS temporal subset)
+    temporal: Set[str] = field(default_factory=set)
+
+    def update(self, other: "RefVOSState") -> None:
+        """Add ``other``'s expressions; a clip split over two processes contributes its frames from both."""
+        for key, per_frame in other.frames.items():
+            self.frames.setdefault(key, {}).update(per_frame)
+        self.no_gt |= other.no_gt
+        self.temporal |= other.temporal
 
 
 def as_numpy(x) -> np.ndarray:
@@ -68,13 +87,13 @@ class RefVOSEvaluator(DatasetEvaluator):
     """Per-expression J&F for Ref-YouTube-VOS-format datasets, and the Ref-YouTube-VOS submission.
 
     ``process`` reduces every (video, expression) to per-frame (J, F) pairs and, when an output folder is
-    given,
-    writes the submission PNGs ``<output_dir>/Annotations/<video>/<exp_id>/<frame>.png``; ``evaluate`` gathers
-    the pairs on rank 0, zips the submission (``<output_dir>/submission.zip``) and scores the expressions that
-    have ground truth. Without any ground truth (the real valid split) it returns ``{}``.
+    given, writes the submission PNGs ``<output_dir>/Annotations/<video>/<exp_id>/<frame>.png``; ``evaluate``
+    gathers the pairs on rank 0, zips the submission (``<output_dir>/submission.zip``) and scores the
+    expressions that have ground truth. Without any ground truth (the real valid split) it returns ``{}``.
 
     Results on rank 0: ``{"refvos": {"J&F", "J", "F"}}`` plus ``"temporal/J&F"``, ``"temporal/J"``,
-    ``"temporal/F"`` over the dataset's temporal subset (SynthRVOS) when it has one; fractions in [0, 1].
+    ``"temporal/F"`` over the expressions whose inputs carry ``temporal=True`` (the SynthRVOS temporal
+    subset, flagged by the loaders), when there are any; fractions in [0, 1].
     """
 
     def __init__(
@@ -82,62 +101,56 @@ class RefVOSEvaluator(DatasetEvaluator):
         dataset_name: Optional[str] = None,
         output_dir: Optional[str] = None,
         *,
-        temporal_subset: Optional[Iterable[str]] = None,
         gt_reader: Optional[GTReader] = None,
         write_submission: bool = True,
         distributed: bool = True,
     ):
         """
         Args:
-            dataset_name: registered dataset; its metadata's ``temporal_subset`` is read at evaluation time.
+            dataset_name: the registered dataset (named in the log).
             output_dir: folder for the submission and ``refvos_per_expression.json`` (None: write nothing).
-            temporal_subset: ``"<video>/<exp_id>"`` keys to report separately (overrides the metadata).
             gt_reader: ``record -> bool (T, H, W) | None``, the GT masks of the referred object for the
-                record's
-                frames; default :func:`read_referred_masks`.
+                record's frames; default :func:`read_referred_masks`.
             write_submission: write the ``Annotations/`` PNG tree and zip it.
             distributed: gather the records of all processes on rank 0.
         """
         self._dataset_name = dataset_name
         self._output_dir = output_dir
-        self._temporal_subset = None if temporal_subset is None else set(temporal_subset)
         self._gt_reader = gt_reader or read_referred_masks
         self._write_submission = write_submission and output_dir is not None
         self._distributed = distributed
         self.reset()
 
     def reset(self) -> None:
-        self._frames: Dict[str, Dict[str, Tuple[float, float]]] = {}  # "<video>/<exp_id>" -> frame -> (J, F)
-        self._no_gt: set = set()
-        self._flagged_temporal: set = set()  # records that carry a "temporal" flag
+        self._scores = RefVOSState()
 
     # ------------------------------------------------------------------------------------------ process
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
         """
         Args:
-            inputs: mapper dicts with ``video_id``, ``exp_id``, ``frame_names``, ``height``, ``width`` and the
-                record's GT source (``obj_ids``, ``annotations``).
+            inputs: mapper dicts with ``video_id``, ``exp_id``, ``frame_names``, ``height``, ``width``, the
+                record's GT source (``obj_ids``, ``annotations``) and, for SynthRVOS, its ``temporal`` flag.
             outputs: model dicts with ``pred_masks`` bool ``(T, H, W)`` at the original size.
         """
         for inp, out in zip(inputs, outputs):
             key = f"{inp['video_id']}/{inp['exp_id']}"
             masks = self._check_masks(inp, as_numpy(out["pred_masks"]).astype(bool))
             if inp.get("temporal"):
-                self._flagged_temporal.add(key)
+                self._scores.temporal.add(key)
             if self._write_submission:
                 write_expression_masks(
                     self._output_dir, inp["video_id"], inp["exp_id"], inp["frame_names"], masks
                 )
             gt = self._gt_reader(inp)
             if gt is None:
-                self._no_gt.add(key)
+                self._scores.no_gt.add(key)
                 continue
             gt = np.asarray(gt).astype(bool)
             if gt.shape != masks.shape:
                 raise ValueError(f"{key}: GT masks {gt.shape} and predicted masks {masks.shape} differ")
             j = np.atleast_1d(db_eval_iou(gt, masks))
             f = np.atleast_1d(db_eval_boundary(gt, masks))
-            per_frame = self._frames.setdefault(key, {})
+            per_frame = self._scores.frames.setdefault(key, {})
             for name, jj, ff in zip(inp["frame_names"], j, f):
                 per_frame[str(name)] = (float(jj), float(ff))
 
@@ -152,15 +165,15 @@ class RefVOSEvaluator(DatasetEvaluator):
         return masks
 
     # ----------------------------------------------------------------------------------------- evaluate
-    def _gather(self, state):
+    def _gather(self, state: RefVOSState) -> List[RefVOSState]:
         if not self._distributed:
             return [state]
         comm.synchronize()
         return comm.gather(state, dst=0)
 
-    def _state(self):
-        """What this process contributes to the gather (small: per-frame scores and key sets)."""
-        return self._frames, self._no_gt, self._flagged_temporal
+    def _state(self) -> RefVOSState:
+        """What this process contributes to the gather."""
+        return self._scores
 
     def evaluate(self) -> Dict[str, Dict[str, float]]:
         """Zip the submission and score; returns ``{}`` off rank 0 and when no expression has ground truth."""
@@ -170,8 +183,11 @@ class RefVOSEvaluator(DatasetEvaluator):
         results = self._summarize(gathered)
         return {"refvos": results} if results else {}
 
-    def _summarize(self, gathered: List[tuple]) -> Dict[str, float]:
-        frames, no_gt, flagged = merge_frame_records(g[:3] for g in gathered)
+    def _summarize(self, gathered: List[RefVOSState]) -> Dict[str, float]:
+        total = RefVOSState()
+        for part in gathered:
+            total.update(part)
+        frames, no_gt = total.frames, total.no_gt
         if self._write_submission:
             path = zip_submission(self._output_dir)
             logger.info(
@@ -184,13 +200,12 @@ class RefVOSEvaluator(DatasetEvaluator):
             return {}
         per_expression = {k: tuple(np.mean(list(v.values()), axis=0)) for k, v in frames.items()}
         results = jf_aggregate(per_expression)
-        temporal = self._get_temporal_subset(flagged)
-        if temporal:
-            subset = {k: v for k, v in per_expression.items() if k in temporal}
-            if subset:
-                results.update({f"temporal/{m}": v for m, v in jf_aggregate(subset).items()})
+        subset = {k: v for k, v in per_expression.items() if k in total.temporal}
+        if subset:
+            results.update({f"temporal/{m}": v for m, v in jf_aggregate(subset).items()})
         logger.info(
-            "per-expression J&F over %d expressions: %.4f (J %.4f, F %.4f)",
+            "%s: per-expression J&F over %d expressions: %.4f (J %.4f, F %.4f)",
+            self._dataset_name or "predictions",
             len(per_expression),
             results["J&F"],
             results["J"],
@@ -201,27 +216,3 @@ class RefVOSEvaluator(DatasetEvaluator):
             with open(os.path.join(self._output_dir, "refvos_per_expression.json"), "w") as f:
                 json.dump({k: {"J": v[0], "F": v[1]} for k, v in sorted(per_expression.items())}, f, indent=1)
         return results
-
-    def _get_temporal_subset(self, flagged: set) -> set:
-        if self._temporal_subset is not None:
-            return self._temporal_subset
-        subset = set(flagged)
-        if self._dataset_name is not None:
-            subset |= set(getattr(MetadataCatalog.get(self._dataset_name), "temporal_subset", None) or ())
-        return subset
-
-
-def merge_frame_records(
-    gathered: Iterable[tuple],
-) -> Tuple[Dict[str, Dict[str, Tuple[float, float]]], set, set]:
-    """Union of the ``(frames, no_gt, flagged)`` states of several processes (a clip split over two processes
-    contributes its frames from both)."""
-    frames: Dict[str, Dict[str, Tuple[float, float]]] = {}
-    no_gt: set = set()
-    flagged: set = set()
-    for part_frames, part_no_gt, part_flagged in gathered:
-        for key, per_frame in part_frames.items():
-            frames.setdefault(key, {}).update(per_frame)
-        no_gt |= part_no_gt
-        flagged |= part_flagged
-    return frames, no_gt, flagged

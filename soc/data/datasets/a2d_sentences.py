@@ -25,7 +25,7 @@ import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..io import DataError
-from .common import load_and_mark, read_json, read_temporal_subset
+from .common import TEMPORAL_FILE, read_json, read_temporal_subset
 
 __all__ = ["load_a2d_sentences", "register_a2d_sentences", "a2d_samples", "a2d_image_id"]
 
@@ -147,7 +147,7 @@ def load_a2d_sentences(root: str, split: str, samples_file: Optional[str] = None
         raise ValueError(f"A2D-Sentences has splits {sorted(_SUBSETS)}, not {split!r}")
     cache = samples_file or os.path.join(root, CACHE_FILE.format(split=split))
     samples = read_json(cache) if os.path.isfile(cache) else a2d_samples(root, split)
-    temporal = read_temporal_subset(os.path.join(root, "text_annotations", "temporal_expressions.json"))
+    temporal = read_temporal_subset(os.path.join(root, "text_annotations", TEMPORAL_FILE))
     ann_root = os.path.join(root, "text_annotations", "a2d_annotation_with_instances")
     records = []
     for query, vid, frame_idx, inst_id in (s[:4] for s in samples):
@@ -174,5 +174,5 @@ def load_a2d_sentences(root: str, split: str, samples_file: Optional[str] = None
 
 def register_a2d_sentences(name: str, root: str, split: str) -> None:
     """Register A2D-Sentences ``split`` under ``root`` as ``name`` (lazy)."""
-    DatasetCatalog.register(name, lambda: load_and_mark(name, load_a2d_sentences, root, split))
+    DatasetCatalog.register(name, lambda: load_a2d_sentences(root, split))
     MetadataCatalog.get(name).set(evaluator_type="a2d_sentences", root=root, split=split)

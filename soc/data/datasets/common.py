@@ -1,16 +1,19 @@
-"""Helpers shared by the dataset loaders: JSON reading with file-naming errors, SynthRVOS temporal flags."""
+"""Helpers shared by the dataset loaders: JSON reading with file-naming errors, SynthRVOS temporal flags.
+
+The temporal subset (SynthRVOS only) has one source of truth: the loaders set each record's ``temporal`` bool
+from :data:`TEMPORAL_FILE`, and evaluators read the flag from the inputs they process. Records of real data
+have no ``temporal`` key.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Callable, List, Optional, Set
-
-from detectron2.data import MetadataCatalog
+from typing import Optional, Set
 
 from ..io import DataError
 
-__all__ = ["TEMPORAL_FILE", "read_json", "read_temporal_subset", "load_and_mark"]
+__all__ = ["TEMPORAL_FILE", "read_json", "read_temporal_subset"]
 
 # SynthRVOS only, next to the expression files: {"temporal": ["<video>/<exp_id>", ...]}. Real data lacks it.
 TEMPORAL_FILE = "temporal_expressions.json"
@@ -33,14 +36,3 @@ def read_temporal_subset(path: str) -> Optional[Set[str]]:
     if not os.path.isfile(path):
         return None
     return set(read_json(path)["temporal"])
-
-
-def load_and_mark(name: str, loader: Callable[..., List[dict]], *args, **kwargs) -> List[dict]:
-    """Run ``loader(*args, **kwargs)``; when its records carry ``temporal`` flags (SynthRVOS), publish the
-    flagged keys as ``MetadataCatalog.get(name).temporal_subset`` (a set of ``"<video>/<exp_id>"``)."""
-    records = loader(*args, **kwargs)
-    if records and "temporal" in records[0]:
-        subset = {f"{r['video_id']}/{r['exp_id']}" for r in records if r["temporal"]}
-        # bypass Metadata's write-once check: regenerated data may legitimately change the subset
-        vars(MetadataCatalog.get(name))["temporal_subset"] = subset
-    return records

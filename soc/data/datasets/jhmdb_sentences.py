@@ -28,7 +28,7 @@ from typing import List, Optional
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..io import DataError, mat_read_errors
-from .common import load_and_mark, read_json, read_temporal_subset
+from .common import TEMPORAL_FILE, read_json, read_temporal_subset
 
 __all__ = ["load_jhmdb_sentences", "register_jhmdb_sentences", "jhmdb_samples", "jhmdb_image_id"]
 
@@ -112,7 +112,7 @@ def load_jhmdb_sentences(root: str, samples_file: Optional[str] = None, seed: in
     else:
         logger.warning("%s not found: drawing 3 frames per video with seed %d", path, seed)
         samples = jhmdb_samples(root, seed)
-    temporal = read_temporal_subset(os.path.join(root, "temporal_expressions.json"))
+    temporal = read_temporal_subset(os.path.join(root, TEMPORAL_FILE))
     records = []
     for vid, frame_path, mask_path, total, query in samples:
         if not str(query).strip():
@@ -148,5 +148,5 @@ def load_jhmdb_sentences(root: str, samples_file: Optional[str] = None, seed: in
 
 def register_jhmdb_sentences(name: str, root: str) -> None:
     """Register JHMDB-Sentences under ``root`` as ``name`` (lazy)."""
-    DatasetCatalog.register(name, lambda: load_and_mark(name, load_jhmdb_sentences, root))
+    DatasetCatalog.register(name, lambda: load_jhmdb_sentences(root))
     MetadataCatalog.get(name).set(evaluator_type="jhmdb_sentences", root=root, split="test")

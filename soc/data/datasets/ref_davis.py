@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..io import DataError
-from .common import load_and_mark, read_json
+from .common import read_json
 from .ref_ytvos import load_ytvos_layout
 
 __all__ = ["load_ref_davis17", "register_ref_davis17", "read_khoreva_file", "build_ref_davis_meta"]
@@ -145,7 +145,7 @@ def load_ref_davis17(root: str, split: str = "valid", annotator: Optional[int] =
 
 def register_ref_davis17(name: str, root: str, split: str = "valid", annotator: Optional[int] = None) -> None:
     """Register Ref-DAVIS17 under ``root`` as ``name`` (all four annotator runs, or only ``annotator``)."""
-    DatasetCatalog.register(name, lambda: load_and_mark(name, load_ref_davis17, root, split, annotator))
+    DatasetCatalog.register(name, lambda: load_ref_davis17(root, split, annotator))
     MetadataCatalog.get(name).set(
         evaluator_type="ref_davis",
         root=root,

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Set
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..io import DataError
-from .common import TEMPORAL_FILE, load_and_mark, read_json, read_temporal_subset
+from .common import TEMPORAL_FILE, read_json, read_temporal_subset
 
 __all__ = ["load_ref_ytvos", "register_ref_ytvos", "load_ytvos_layout"]
 
@@ -139,5 +139,5 @@ def load_ref_ytvos(root: str, split: str) -> List[dict]:
 def register_ref_ytvos(name: str, root: str, split: str) -> None:
     """Register Ref-YouTube-VOS ``split`` under ``root`` as ``name`` (lazy: nothing is read until
     ``.get``)."""
-    DatasetCatalog.register(name, lambda: load_and_mark(name, load_ref_ytvos, root, split))
+    DatasetCatalog.register(name, lambda: load_ref_ytvos(root, split))
     MetadataCatalog.get(name).set(evaluator_type="ref_ytvos", root=root, split=split)

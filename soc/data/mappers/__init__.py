@@ -1,14 +1,13 @@
-"""Dataset mappers: record -> model input dict (``DEVELOPERS.md``, "Model input")."""
+"""Dataset mappers: record -> model input dict (``DEVELOPERS.md``, "Model input"); one per data family, with
+``is_train`` as in detectron2's ``DatasetMapper``."""
 
-from .a2d_mapper import A2DTestMapper, A2DTrainMapper
+from .a2d_mapper import A2DMapper
 from .clip_utils import build_clip_augmentation, sample_window, swap_left_right
-from .refvos_mapper import RefVOSTestMapper, RefVOSTrainMapper
+from .refvos_mapper import RefVOSMapper
 
 __all__ = [
-    "RefVOSTrainMapper",
-    "RefVOSTestMapper",
-    "A2DTrainMapper",
-    "A2DTestMapper",
+    "RefVOSMapper",
+    "A2DMapper",
     "swap_left_right",
     "sample_window",
     "build_clip_augmentation",

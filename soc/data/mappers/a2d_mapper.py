@@ -1,30 +1,36 @@
-"""Mappers for A2D-Sentences and JHMDB-Sentences records: the MTTR window around the annotated frame.
+"""Mapper for A2D-Sentences and JHMDB-Sentences records: the centred window around the annotated frame.
 
-Window (formats_metrics §3.3/§4): 0-based indices ``c - w//2 ... c + (w+1)//2 - 1`` around the annotated
-frame c, clamped to the video; the annotated frame sits at position ``w//2`` and is the only kept frame
-(``keep_frames``), the only one with targets. ``w`` is ``INPUT.SAMPLING_FRAME_NUM`` for training and
-``INPUT.TEST_WINDOW`` for inference. A2D frames are decoded from the mp4 with PyAV; JHMDB frames are PNGs.
+Window (``docs/formats_and_metrics.md`` §3.3, MTTR's rule; :func:`~soc.data.io.centered_window`): 0-based
+indices ``c - w//2 ... c + (w+1)//2 - 1`` around the annotated frame c, clamped to the video; the annotated
+frame sits at position ``w//2`` and is the only kept frame (``keep_frames``), the only one with targets.
+``w`` is ``INPUT.SAMPLING_FRAME_NUM`` for training and ``INPUT.TEST_WINDOW`` for inference. A2D frames are
+decoded from the mp4 with PyAV; JHMDB frames are PNGs.
 """
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
+import numpy as np
 import torch
 from detectron2.config import CfgNode, configurable
 from detectron2.data import transforms as T
 
-from ..io import mttr_window, read_masks, read_video_window
+from ..io import centered_window, read_masks, read_video_window
 from .clip_utils import build_clip_augmentation, check_mask_size, clip_input, masks_to_targets, read_frames
 
-__all__ = ["A2DTrainMapper", "A2DTestMapper"]
+__all__ = ["A2DMapper"]
 
 _REWRITTEN = ("file_names", "frame_names", "expression", "height", "width")
 
 
-class A2DTrainMapper:
+class A2DMapper:
     """Record -> clip dict with ``frames`` ``(w, 3, H, W)``, ``keep_frames`` = [w//2] and, when training,
-    ``targets`` for the kept frame only (``T' = 1``)."""
+    ``targets`` for the kept frame only (``T' = 1``).
+
+    Training and inference differ only through ``from_config``: window ``INPUT.SAMPLING_FRAME_NUM`` and the
+    training augmentations, or window ``INPUT.TEST_WINDOW``, the test resize and no targets.
+    """
 
     @configurable
     def __init__(self, *, augmentations: List[T.Augmentation], window_size: int, is_train: bool = True):
@@ -32,7 +38,8 @@ class A2DTrainMapper:
         Args:
             augmentations: sampled once per clip, applied to every frame and to the mask.
             window_size: frames per window (w).
-            is_train: add ``targets`` (masks, boxes, is_visible of the annotated frame).
+            is_train: add ``targets`` (``masks`` ``(1, H, W)``, ``boxes`` ``(1, 4)``, ``is_visible`` ``(1,)``
+                of the annotated frame).
         """
         self.augmentations = T.AugmentationList(augmentations)
         self.window_size = window_size
@@ -46,7 +53,8 @@ class A2DTrainMapper:
             "is_train": is_train,
         }
 
-    def _read_window(self, record: dict):
+    def _read_window(self, record: dict) -> Tuple[List[np.ndarray], List[int], List[str], List[str]]:
+        """(frames uint8 ``(H, W, 3)``, their 0-based indices, file names, frame names) of the window."""
         center = int(record["annotated_frame"])
         if record.get("video_file"):  # A2D: frames inside the mp4
             frames, indices, _ = read_video_window(record["video_file"], center, self.window_size)
@@ -55,7 +63,7 @@ class A2DTrainMapper:
             frame_names = [f"{i + 1:05d}" for i in indices]  # A2D frame numbers are 1-based
         else:  # JHMDB: one PNG per frame
             files = record["file_names"]
-            indices = mttr_window(center, len(files), self.window_size)
+            indices = centered_window(center, len(files), self.window_size)
             frames = read_frames(files, indices)
             file_names = [files[i] for i in indices]
             frame_names = [record["frame_names"][i] for i in indices]
@@ -80,11 +88,3 @@ class A2DTrainMapper:
             check_mask_size(record, masks, frames[keep].shape, [indices[keep]], file_names[keep])
             out["targets"] = masks_to_targets(masks, tfm)
         return out
-
-
-class A2DTestMapper(A2DTrainMapper):
-    """Inference variant: window ``INPUT.TEST_WINDOW``, test resize, no flip, no targets."""
-
-    @classmethod
-    def from_config(cls, cfg: CfgNode, is_train: bool = False) -> dict:
-        return super().from_config(cfg, is_train=False)

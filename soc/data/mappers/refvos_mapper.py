@@ -1,13 +1,14 @@
-"""Mappers for Ref-YouTube-VOS / Ref-DAVIS17 records (and RefCOCO images as one-frame clips).
+"""Mapper for Ref-YouTube-VOS / Ref-DAVIS17 records (and RefCOCO images as one-frame clips).
 
 Training window (documented choice): a random window of ``INPUT.SAMPLING_FRAME_NUM`` consecutive listed
 frames that contains an anchor frame in which the referred object is visible. The anchor is drawn uniformly
 from the object's annotated frames (``meta.json``'s ``frames``, when the dataset lists them) or from all
-frames;
-if the window's masks are then empty, the anchor is redrawn among the frames whose masks show the object.
-So windows in which the object is invisible in every frame are never produced (MTTR drops those windows), and
-an object that is in no mask at all is an error. Videos shorter than the window are padded by repeating their
-last frame (MTTR); a record with a single frame (an image) gives a one-frame clip.
+frames; if the window's masks are then empty, the anchor is redrawn among the frames whose masks show the
+object. So windows in which the object is invisible in every frame are never produced (MTTR drops those
+windows), and an object that is in no mask at all is an error. Videos shorter than the window are padded by
+repeating their last frame (MTTR); a record with a single frame (an image) gives a one-frame clip.
+
+Inference: the whole video, resized with ``INPUT.MIN/MAX_SIZE_TEST``, without targets.
 """
 
 from __future__ import annotations
@@ -29,28 +30,40 @@ from .clip_utils import (
     sample_window,
 )
 
-__all__ = ["RefVOSTrainMapper", "RefVOSTestMapper"]
+__all__ = ["RefVOSMapper"]
 
 logger = logging.getLogger(__name__)
 
-# record keys the mappers rewrite; everything else passes through to the model input untouched
+# record keys the mapper rewrites; everything else passes through to the model input untouched
 _REWRITTEN = ("file_names", "frame_names", "expression", "height", "width", "obj_frames")
 
 
-class RefVOSTrainMapper:
-    """Record -> training clip dict (``frames``, ``expression``, ``targets``, ...; see ``DEVELOPERS.md``)."""
+class RefVOSMapper:
+    """Record -> model input dict (``frames``, ``expression``, ...; see ``DEVELOPERS.md``, "Model input").
+
+    Training: a clip of ``sampling_frame_num`` frames around a frame that shows the referred object, with
+    ``frame_indices`` and ``targets``. Inference: every frame of the video, no targets; ``obj_ids`` and
+    ``annotations`` pass through, so an evaluator reads ground truth with ``read_masks(input)``.
+    """
 
     @configurable
     def __init__(
-        self, *, augmentations: List[T.Augmentation], sampling_frame_num: int, max_aug_tries: int = 10
+        self,
+        *,
+        is_train: bool,
+        augmentations: List[T.Augmentation],
+        sampling_frame_num: int,
+        max_aug_tries: int = 10,
     ):
         """
         Args:
+            is_train: sample a training clip with targets, or map the whole video for inference.
             augmentations: sampled once per clip, applied to every frame and mask.
-            sampling_frame_num: frames per clip (T).
-            max_aug_tries: crops that hide the object are resampled this many times before the mapper
-                returns None (detectron2 then tries another record).
+            sampling_frame_num: frames per training clip (T); unused for inference.
+            max_aug_tries: training crops that hide the object are resampled this many times before the
+                mapper returns None (detectron2 then tries another record).
         """
+        self.is_train = is_train
         self.augmentations = T.AugmentationList(augmentations)
         self.sampling_frame_num = sampling_frame_num
         self.max_aug_tries = max_aug_tries
@@ -58,9 +71,14 @@ class RefVOSTrainMapper:
     @classmethod
     def from_config(cls, cfg: CfgNode, is_train: bool = True) -> dict:
         return {
-            "augmentations": build_clip_augmentation(cfg, is_train=True),
+            "is_train": is_train,
+            "augmentations": build_clip_augmentation(cfg, is_train),
             "sampling_frame_num": cfg.INPUT.SAMPLING_FRAME_NUM,
         }
+
+    def __call__(self, record: dict) -> Optional[dict]:
+        """Map one record. Returns None only in training, when every crop hid the object."""
+        return self._train_clip(record) if self.is_train else self._test_clip(record)
 
     def _anchor(self, record: dict, num_frames: int) -> int:
         names = record.get("obj_frames")
@@ -71,8 +89,7 @@ class RefVOSTrainMapper:
                 return int(candidates[np.random.randint(len(candidates))])
         return int(np.random.randint(num_frames))
 
-    def __call__(self, record: dict) -> Optional[dict]:
-        """Sample and augment one clip of ``record``. Returns None only when every crop hid the object."""
+    def _train_clip(self, record: dict) -> Optional[dict]:
         if not record.get("obj_ids") or not record.get("annotations"):
             raise DataError(f"training record {record['video_id']}/{record['exp_id']} has no ground truth")
         files = record["file_names"]
@@ -111,26 +128,9 @@ class RefVOSTrainMapper:
         )
         return out
 
-
-class RefVOSTestMapper:
-    """Record -> inference dict: the whole video, resized with ``INPUT.MIN/MAX_SIZE_TEST``, no targets.
-
-    ``obj_ids`` and ``annotations`` pass through, so an evaluator reads ground truth with
-    ``read_masks(input)``.
-    """
-
-    @configurable
-    def __init__(self, *, augmentations: List[T.Augmentation]):
-        self.augmentations = T.AugmentationList(augmentations)
-
-    @classmethod
-    def from_config(cls, cfg: CfgNode, is_train: bool = False) -> dict:
-        return {"augmentations": build_clip_augmentation(cfg, is_train=False)}
-
-    def __call__(self, record: dict) -> dict:
+    def _test_clip(self, record: dict) -> dict:
         files = record["file_names"]
-        indices = list(range(len(files)))
-        frames = read_frames(files, indices)
+        frames = read_frames(files, list(range(len(files))))
         height, width = frames[0].shape[:2]
         if record.get("height") is not None and (record["height"], record["width"]) != (height, width):
             raise DataError(
@@ -139,10 +139,5 @@ class RefVOSTestMapper:
             )
         tfm = self.augmentations(T.AugInput(frames[0]))
         out = clip_input(record, _REWRITTEN, frames, tfm)
-        out.update(
-            {
-                "file_names": list(files),
-                "frame_names": list(record["frame_names"]),
-            }
-        )
+        out.update({"file_names": list(files), "frame_names": list(record["frame_names"])})
         return out
