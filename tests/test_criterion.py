@@ -1,5 +1,5 @@
 """soc/modeling/criterion.py: hand-computed losses, naming, normalisation, gradients, and parity with the
-authors' criterion on the stored training case (../shared/parity/case_train.pt)."""
+authors' criterion on the training case of the parity bundle (``$SOC_PARITY_DIR/case_train.pt``)."""
 
 import math
 import os
@@ -14,7 +14,7 @@ from soc.config import add_soc_config
 from soc.modeling.criterion import LOSS_NAMES, SOCCriterion
 from soc.modeling.matcher import HungarianTrajectoryMatcher
 
-PARITY_DIR = Path(os.environ.get("SOC_PARITY_DIR", Path(__file__).resolve().parents[2] / "shared" / "parity"))
+PARITY_DIR = Path(os.environ.get("SOC_PARITY_DIR", ""))  # the authors' outputs, see tests/test_parity.py
 LN3 = math.log(3.0)
 LN43 = math.log(4.0 / 3.0)
 
@@ -39,7 +39,7 @@ def tiny_case(dtype=torch.float64):
         ),
         "pred_boxes": torch.tensor([[[[0.5, 0.5, 0.4, 0.4], [0.1, 0.1, 0.1, 0.1]]]], dtype=dtype),
         "pred_cls": torch.tensor([[[[LN3], [-LN3]]]], dtype=dtype),
-        "pred_logit": torch.tensor([[[2.0, 0.0], [0.0, 2.0]]], dtype=dtype),
+        "pred_video_queries": torch.tensor([[[2.0, 0.0], [0.0, 2.0]]], dtype=dtype),
         "text_sentence_feature": torch.tensor([[1.0, 0.0]], dtype=dtype),
     }
     target = {
@@ -58,7 +58,7 @@ def random_case(T=2, B=1, N=4, h=3, w=3, H=6, W=6, D=8, seed=0, dtype=torch.floa
             "pred_masks": torch.randn(T, B, N, h, w, generator=g, dtype=dtype) * 2,
             "pred_boxes": torch.rand(T, B, N, 4, generator=g, dtype=dtype) * 0.5 + 0.25,
             "pred_cls": torch.randn(T, B, N, 1, generator=g, dtype=dtype),
-            "pred_logit": torch.randn(B, N, D, generator=g, dtype=dtype),
+            "pred_video_queries": torch.randn(B, N, D, generator=g, dtype=dtype),
             "text_sentence_feature": torch.randn(B, D, generator=g, dtype=dtype),
         }
 
@@ -195,7 +195,7 @@ def test_wrong_number_of_aux_layers_is_an_error():
 
 def test_zero_contrastive_weight_disables_the_term():
     out, targets = random_case(seed=11)
-    del out["pred_logit"], out["text_sentence_feature"]
+    del out["pred_video_queries"], out["text_sentence_feature"]
     crit = make_criterion(contrastive_weight=0.0)
     losses = crit(out, targets)
     assert "loss_con" not in losses and "loss_con" not in crit.weight_dict
@@ -290,14 +290,14 @@ def test_gradients_reach_matched_query_only_for_masks_and_boxes():
         grad = out[key].grad
         assert grad[:, 0, q].abs().sum() > 0 and grad[:, 0, others].abs().sum() == 0, key
     assert (out["pred_cls"].grad != 0).all()  # every (frame, query) entry is supervised
-    assert (out["pred_logit"].grad.abs().sum(-1) > 0).all() and out[
+    assert (out["pred_video_queries"].grad.abs().sum(-1) > 0).all() and out[
         "text_sentence_feature"
     ].grad.abs().sum() > 0
 
 
 def test_gradcheck_whole_criterion():
     out, targets = random_case(T=2, N=3, h=2, w=2, H=4, W=4, D=4, seed=16)
-    keys = ["pred_masks", "pred_boxes", "pred_cls", "pred_logit", "text_sentence_feature"]
+    keys = ["pred_masks", "pred_boxes", "pred_cls", "pred_video_queries", "text_sentence_feature"]
     crit = make_criterion()
     weights = crit.weight_dict
 
@@ -310,6 +310,14 @@ def test_gradcheck_whole_criterion():
 
 
 # ------------------------------------------------------------------ parity with the authors' criterion
+def _official_outputs(outputs):
+    """The authors' outputs under our key names: their ``pred_logit`` holds the video-query embeddings."""
+    ours = {("pred_video_queries" if k == "pred_logit" else k): v for k, v in outputs.items()}
+    if "aux_outputs" in ours:
+        ours["aux_outputs"] = [_official_outputs(a) for a in ours["aux_outputs"]]
+    return ours
+
+
 def _official_targets_to_clip(frames):
     """Official layout (list over T of per-frame dicts, one instance) -> our per-clip target dict."""
     return {
@@ -323,14 +331,14 @@ def _official_targets_to_clip(frames):
 @pytest.fixture(scope="module")
 def train_case():
     path = PARITY_DIR / "case_train.pt"
-    if not path.is_file():
-        pytest.skip(f"parity bundle not found: {path} (set SOC_PARITY_DIR)")
+    if not os.environ.get("SOC_PARITY_DIR") or not path.is_file():
+        pytest.skip("parity bundle not found (set SOC_PARITY_DIR to the folder of case_train.pt)")
     return torch.load(path, weights_only=True)
 
 
 @pytest.mark.parity
 def test_parity_matcher(train_case):
-    outputs = train_case["outputs"]
+    outputs = _official_outputs(train_case["outputs"])
     target = _official_targets_to_clip(train_case["targets"])
     matcher = HungarianTrajectoryMatcher()
     for layer, ref_cost, ref_idx in zip(
@@ -345,7 +353,7 @@ def test_parity_matcher(train_case):
 
 @pytest.mark.parity
 def test_parity_losses(train_case):
-    outputs = train_case["outputs"]
+    outputs = _official_outputs(train_case["outputs"])
     target = _official_targets_to_clip(train_case["targets"])
     crit = make_criterion(num_aux_layers=2)
     losses = crit(outputs, [target])

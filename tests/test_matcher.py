@@ -2,12 +2,11 @@
 targets."""
 
 import numpy as np
-import pytest
 import torch
 from detectron2.config import get_cfg
 
 from soc.config import add_soc_config
-from soc.modeling.matcher import HungarianTrajectoryMatcher, as_trajectories
+from soc.modeling.matcher import HungarianTrajectoryMatcher
 
 ONLY = {
     "class": dict(cost_class=1.0, cost_dice=0.0, cost_bbox=0.0, cost_giou=0.0),
@@ -264,14 +263,3 @@ def test_from_config():
     m = HungarianTrajectoryMatcher(cfg)
     assert (m.cost_class, m.cost_dice, m.cost_bbox, m.cost_giou) == (3.0, 4.0, 1.5, 0.5)
     assert (m.focal_alpha, m.focal_gamma) == (0.3, 1.0)
-
-
-def test_as_trajectories_defaults():
-    masks = torch.zeros(2, 3, 3, dtype=torch.bool)
-    masks[1, 0, 0] = True
-    traj = as_trajectories({"masks": masks, "boxes": torch.zeros(2, 4)})
-    assert traj.masks.shape == (1, 2, 3, 3) and traj.boxes.shape == (1, 2, 4)
-    assert traj.visible.tolist() == [[False, True]]  # from the masks when is_visible is missing
-    assert traj.labels.tolist() == [[0, 0]] and traj.referred == 0
-    with pytest.raises(RuntimeError):
-        as_trajectories({"masks": masks, "boxes": torch.zeros(3, 4)})  # frame count mismatch

@@ -10,10 +10,11 @@ from detectron2.modeling import build_model
 import soc.modeling  # noqa: F401  (registers everything)
 from soc.config import add_soc_config
 from soc.modeling import MMF, SIM, SOC
+from soc.modeling.decoder import VOC, DeformableTransformer
 
 CONFIG = Path(__file__).parent / "configs" / "soc_tiny.yaml"
-# Parameters whose gradient is exactly zero by construction (see the parity bundle README §5): the first
-# decoder layer's self-attention sees zero content, and GroupNorm(8, 8) after lay5 cancels its bias.
+# Parameters whose gradient is exactly zero by construction: the first decoder layer's self-attention sees
+# zero content, and GroupNorm(8, 8) after lay5 cancels its bias.
 ZERO_GRAD = {"decoder.transformer.decoder.layers.0.self_attn.in_proj_weight", "pixel_decoder.lay5.bias"}
 
 
@@ -67,6 +68,19 @@ def test_registered_components(model):
     assert not any(k.startswith("decoder.transformer.decoder.bbox_embed") for k in model.state_dict())
 
 
+def test_decoder_receives_its_parts(model):
+    """SIM is composed of a transformer and a VOC built apart; the module tree is the config-built one."""
+    cfg = tiny_cfg()
+    transformer, voc = DeformableTransformer(cfg), VOC(cfg)
+    sim = SIM(transformer=transformer, voc=voc, num_classes=1, num_queries=5)
+    assert sim.transformer is transformer and sim.voc is voc
+    assert list(sim.state_dict()) == [k[8:] for k in model.state_dict() if k.startswith("decoder.")]
+    assert SIM(transformer=transformer, voc=None, num_classes=1, num_queries=5).voc is None
+    other = VOC(hidden_dim=128, num_frame_queries=5, num_queries=4, dim_feedforward=64)
+    with pytest.raises(ValueError, match="video query n is added to frame query n"):
+        SIM(transformer=transformer, voc=other, num_classes=1, num_queries=5)
+
+
 @pytest.mark.parametrize(
     "T,H,W,orig", [(1, 64, 96, (64, 96)), (3, 64, 96, (128, 192)), (2, 61, 87, (122, 174))]
 )
@@ -100,7 +114,7 @@ def test_network_output_shapes_with_padding(model):
     assert out["pred_cls"].shape == (2, 2, Q, 1)
     assert out["pred_boxes"].shape == (2, 2, Q, 4)
     assert out["pred_masks"].shape == (2, 2, Q, 16, 24)
-    assert out["pred_logit"].shape == (2, Q, 128)
+    assert out["pred_video_queries"].shape == (2, Q, 128)
     assert out["text_sentence_feature"].shape == (2, 128)
 
 
@@ -117,7 +131,7 @@ def test_batch_equals_single_clips(model):
             # (the shorter expression is padded in the batch: float noise only)
             for key in ("pred_cls", "pred_boxes", "pred_masks"):
                 assert_close_rel(batched[key][:, i], single[key][:, 0])
-            assert_close_rel(batched["pred_logit"][i], single["pred_logit"][0])
+            assert_close_rel(batched["pred_video_queries"][i], single["pred_video_queries"][0])
 
 
 def test_eval_is_deterministic(model):

@@ -1,6 +1,7 @@
-"""Conversion of the authors' checkpoints, and a checkpointer that loads them directly."""
+"""Conversion of the authors' checkpoints, a checkpointer that loads them directly, and the loading of the
+pretrained Kinetics backbone into a built model."""
 
-from .checkpointer import SOCCheckpointer
+from .checkpointer import SOCCheckpointer, load_pretrained_weights
 from .convert import (
     convert_checkpoint_file,
     convert_official_state_dict,

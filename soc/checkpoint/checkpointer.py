@@ -1,9 +1,14 @@
-"""``SOCCheckpointer``: a ``DetectionCheckpointer`` that also reads the authors' SOC checkpoints.
+"""``SOCCheckpointer``: a ``DetectionCheckpointer`` that also reads the authors' SOC checkpoints and the
+Kinetics Video-Swin weights; ``load_pretrained_weights``: what a fresh model loads before training.
 
 ``MODEL.WEIGHTS`` may point at an authors' ``.pth.tar`` (a dict with ``model_state_dict``) or a bare official
 state_dict: the file is converted on the fly with :func:`soc.checkpoint.convert.convert_official_state_dict`,
 as detectron2 converts Caffe2 and pycls files in ``_load_file``. Files written by detectron2 (or by
 ``tools/convert_soc_checkpoint.py``) load unchanged.
+
+``MODEL.VIDEO_SWIN.PRETRAINED`` (a Kinetics Video-Swin file, as the authors initialise the backbone) is not
+read by the model: :func:`load_pretrained_weights` loads it into the built model's backbone when no
+``MODEL.WEIGHTS`` is given, the way detectron2 loads ImageNet backbones through ``MODEL.WEIGHTS``.
 """
 
 import logging
@@ -14,10 +19,18 @@ from typing import Any, Dict
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode
+from torch import nn
 
-from .convert import convert_official_state_dict, extract_state_dict, infer_variant, is_official_state_dict
+from .convert import (
+    convert_official_state_dict,
+    convert_video_swin_kinetics,
+    extract_state_dict,
+    infer_variant,
+    is_official_state_dict,
+)
 
-__all__ = ["SOCCheckpointer"]
+__all__ = ["SOCCheckpointer", "load_pretrained_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,3 +102,67 @@ class SOCCheckpointer(DetectionCheckpointer):
             f"dropped; variant {infer_variant(converted)})"
         )
         return {"model": converted, "__author__": "SOC authors (converted)", "matching_heuristics": False}
+
+    def load_backbone_pretrained(self, path: str) -> None:
+        """
+        Load a Kinetics Video-Swin checkpoint (mmaction layout: ``{"state_dict": {"backbone.*": ...}}``, e.g.
+        ``swin_tiny_patch244_window877_kinetics400_1k.pth``) into ``self.model.backbone``, converted by
+        :func:`~soc.checkpoint.convert.convert_video_swin_kinetics`. Every backbone tensor must come from the
+        file, except the ``relative_position_index`` buffers (deterministic; some files omit them).
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            ValueError: the file does not fit the backbone (missing, unexpected or differently shaped keys);
+                the message names the file.
+        """
+        local = self.path_manager.get_local_path(path)
+        if not os.path.isfile(local):
+            raise FileNotFoundError(
+                f"Video-Swin checkpoint {path} (MODEL.VIDEO_SWIN.PRETRAINED) does not exist"
+            )
+        try:
+            loaded = torch.load(local, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, EOFError, RuntimeError) as e:
+            raise RuntimeError(f"cannot read Video-Swin checkpoint {path}: {e}") from e
+        try:
+            converted = convert_video_swin_kinetics(extract_state_dict(loaded))
+        except ValueError as e:
+            raise ValueError(f"Video-Swin checkpoint {path}: {e}") from e
+        backbone = self.model.backbone
+        own = backbone.state_dict()
+        missing = [k for k in own if k not in converted and not k.endswith("relative_position_index")]
+        unexpected = [k for k in converted if k not in own]
+        mismatched = [
+            f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+            for k, v in converted.items()
+            if k in own and v.shape != own[k].shape
+        ]
+        if missing or unexpected or mismatched:
+            raise ValueError(
+                f"Video-Swin checkpoint {path} does not fit this backbone: missing {missing[:10]}, "
+                f"unexpected {unexpected[:10]}, shape mismatch (file vs backbone) {mismatched[:10]}"
+            )
+        backbone.load_state_dict(converted, strict=False)
+        self.logger.info(f"Loaded Kinetics Video-Swin weights from {path} into the backbone")
+
+
+def load_pretrained_weights(model: nn.Module, cfg: CfgNode) -> bool:
+    """
+    Initialise a freshly built SOC model from pretrained files when it is trained from scratch: with
+    ``MODEL.WEIGHTS`` empty and ``MODEL.VIDEO_SWIN.PRETRAINED`` set, the Kinetics Video-Swin weights go into
+    ``model.backbone`` (see :meth:`SOCCheckpointer.load_backbone_pretrained`). With ``MODEL.WEIGHTS`` set,
+    that file holds the whole model and nothing is loaded here. Call it once after ``build_model``, before
+    ``resume_or_load`` (a resumed checkpoint then overrides it).
+
+    Args:
+        model: the built model (or its DDP wrapper), with a ``backbone`` attribute.
+        cfg: the config it was built from.
+
+    Returns:
+        True when weights were loaded.
+    """
+    path = cfg.MODEL.VIDEO_SWIN.PRETRAINED
+    if not path or cfg.MODEL.WEIGHTS:
+        return False
+    SOCCheckpointer(model).load_backbone_pretrained(path)
+    return True

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 from torchvision.ops import sigmoid_focal_loss
 
 from .losses import contrastive_loss, cxcywh_generalized_box_iou, dice_loss, mask_focal_loss
-from .matcher import HungarianTrajectoryMatcher, Trajectories, as_trajectories, batch_mask_size, pad_masks
+from .matcher import HungarianTrajectoryMatcher
+from .targets import Trajectories, as_trajectories, batch_mask_size, pad_masks
 
 __all__ = ["SOCCriterion"]
 
@@ -67,7 +68,7 @@ class SOCCriterion(nn.Module):
         """
         Args:
             matcher: called as ``matcher(layer_outputs, trajectories)`` (``trajectories``: list over B of
-                :class:`~soc.modeling.matcher.Trajectories`) -> list over B of ``(query_idx, target_idx)``.
+                :class:`~soc.modeling.targets.Trajectories`) -> list over B of ``(query_idx, target_idx)``.
             num_classes: K, channels of ``pred_cls``.
             class_weight, bbox_weight, giou_weight, dice_weight, mask_focal_weight, contrastive_weight: loss
                 weights (``weight_dict``); 0 disables a term.
@@ -126,11 +127,11 @@ class SOCCriterion(nn.Module):
 
         Args:
             outputs: dict with ``pred_cls`` ``(T, B, N, K)`` logits, ``pred_boxes`` ``(T, B, N, 4)``
-                normalised cxcywh, ``pred_masks`` ``(T, B, N, h, w)`` logits, ``pred_logit`` ``(B, N, D)``
-                video-query embeddings and ``text_sentence_feature`` ``(B, D)`` (both only needed by
-                ``loss_con``), and ``aux_outputs``: list of dicts with the same keys for the earlier decoder
-                layers (read when ``num_aux_layers > 0``). Not modified.
-            targets: list over B of target dicts (see :func:`soc.modeling.matcher.as_trajectories`).
+                normalised cxcywh, ``pred_masks`` ``(T, B, N, h, w)`` logits, ``pred_video_queries``
+                ``(B, N, D)`` video-query embeddings and ``text_sentence_feature`` ``(B, D)`` (both only
+                needed by ``loss_con``), and ``aux_outputs``: list of dicts with the same keys for the earlier
+                decoder layers (read when ``num_aux_layers > 0``). Not modified.
+            targets: list over B of target dicts (see :func:`soc.modeling.targets.as_trajectories`).
         Returns:
             dict of 0-d tensors, ``LOSS_NAMES`` for the last layer and ``f"{name}_{i}"`` for aux layer ``i``.
             ``self.last_indices`` keeps this call's matches (main layer first, then aux 0, 1, ...).
@@ -250,7 +251,7 @@ class SOCCriterion(nn.Module):
         trajs: Sequence[Trajectories],
         indices: Sequence[Tuple[Tensor, Tensor]],
     ) -> Tensor:
-        query_embeds = out["pred_logit"]
+        query_embeds = out["pred_video_queries"]
         dim = query_embeds.shape[-1]
         scale = float(dim) if self.contrastive_scale == "dim" else math.sqrt(dim)
         query_idx = torch.as_tensor(self._referred_queries(trajs, indices), device=query_embeds.device)

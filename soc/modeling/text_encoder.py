@@ -10,7 +10,7 @@ features or the first token (``SENTENCE_FEATURE``); the resizer lives here rathe
 import importlib
 import logging
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import torch
 from detectron2.config import configurable

@@ -3,24 +3,20 @@
 Differences from the authors' wrapper (``models/video_swin_transformer.py``): none in the function computed.
 torchvision's Swin3D with patch 1×4×4, the stage outputs taken after ``features[0, 2, 4, 6]`` (before patch
 merging) and no final norm reproduces the authors' four stage outputs exactly; their keys map onto ours by
-:mod:`soc.checkpoint.convert`. The 2-D position encodings that the authors' ``Joiner`` attaches to the
-backbone live in the neck here.
+:mod:`soc.checkpoint.convert`. The backbone reads no file: the Kinetics weights
+(``MODEL.VIDEO_SWIN.PRETRAINED``) are loaded into the built model by
+:func:`soc.checkpoint.load_pretrained_weights`. The 2-D position encodings that the authors' ``Joiner``
+attaches to the backbone live in the neck here.
 """
 
-import logging
 from typing import Dict, List, Sequence
 
-import torch
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from torch import Tensor, nn
 from torchvision.models.video.swin_transformer import SwinTransformer3d
 
-from soc.checkpoint.convert import convert_video_swin_kinetics
-
 __all__ = ["VideoSwinTransformer", "build_video_swin_backbone"]
-
-logger = logging.getLogger(__name__)
 
 
 class VideoSwinTransformer(Backbone):
@@ -42,7 +38,6 @@ class VideoSwinTransformer(Backbone):
         drop_path_rate: float = 0.2,
         out_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
         frozen_stages: int = -1,
-        pretrained: str = "",
     ):
         """
         Args:
@@ -56,8 +51,6 @@ class VideoSwinTransformer(Backbone):
             out_features: which of ``res2..res5`` :meth:`forward` returns.
             frozen_stages: -1 trains everything; k >= 0 freezes the patch embedding and stages 0..k-1
                 (with their patch merging), which then also stay in eval mode.
-            pretrained: path of a Kinetics Video-Swin checkpoint (``{"state_dict": {"backbone.*": ...}}``);
-                "" keeps the random initialisation.
         """
         super().__init__()
         if patch_size[0] != 1:
@@ -89,24 +82,7 @@ class VideoSwinTransformer(Backbone):
         self._out_feature_channels = {n: embed_dim * 2**i for i, n in enumerate(names)}
         self._out_feature_strides = {n: int(patch_size[1]) * 2**i for i, n in enumerate(names)}
 
-        if pretrained:
-            self.load_kinetics(pretrained)
         self._freeze_stages()
-
-    def load_kinetics(self, path: str) -> None:
-        """Load a Kinetics Video-Swin checkpoint (local file); see ``convert_video_swin_kinetics``."""
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        state_dict = checkpoint.get("state_dict", checkpoint)
-        converted = convert_video_swin_kinetics(state_dict)
-        incompatible = self.load_state_dict(converted, strict=False)
-        # relative_position_index is a deterministic buffer; files without it are fine.
-        missing = [k for k in incompatible.missing_keys if not k.endswith("relative_position_index")]
-        if missing or incompatible.unexpected_keys:
-            raise ValueError(
-                f"Video-Swin checkpoint {path} does not fit this backbone: missing {missing}, "
-                f"unexpected {incompatible.unexpected_keys}"
-            )
-        logger.info(f"Loaded Kinetics Video-Swin weights from {path}")
 
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
@@ -174,5 +150,4 @@ def build_video_swin_backbone(cfg, input_shape: ShapeSpec) -> VideoSwinTransform
         drop_path_rate=c.DROP_PATH_RATE,
         out_features=c.OUT_FEATURES,
         frozen_stages=c.FROZEN_STAGES,
-        pretrained=c.PRETRAINED,
     )

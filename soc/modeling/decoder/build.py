@@ -18,7 +18,7 @@ training, the test head layer in evaluation)
 * ``pred_cls``: ``(L', B, T, Q, K)`` class logits; ``pred_boxes``: ``(L', B, T, Q, 4)`` normalised cxcywh;
 * ``queries``: ``(L', B, T, Q, C)`` the queries the heads read;
 * ``mask_references``: ``(L', B, T, Q, 2)`` normalised centres for the mask head's relative coordinates;
-* ``pred_logit``: ``(L', B, N, C)`` video-level queries (contrastive loss);
+* ``pred_video_queries``: ``(L', B, N, C)`` video-level query embeddings (contrastive loss);
 * ``memory``: list of encoder maps ``(B·T, C, h_l, w_l)``, finest first (s8, s16, s32).
 """
 

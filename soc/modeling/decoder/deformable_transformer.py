@@ -7,13 +7,16 @@ checkpoint has no ``transformer.decoder.bbox_embed`` duplicate); the decoder doe
 """
 
 import copy
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from detectron2.config import configurable
 from torch import Tensor, nn
 
 from soc.layers import MSDeformAttn
+
+from .attention_layers import with_pos_embed
 
 __all__ = [
     "DeformableTransformer",
@@ -48,10 +51,6 @@ def refine_boxes(delta: Tensor, reference: Tensor) -> Tensor:
     return torch.cat([delta[..., :2] + inverse_sigmoid(reference), delta[..., 2:]], -1).sigmoid()
 
 
-def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:
-    return x if pos is None else x + pos
-
-
 class DeformableTransformerEncoderLayer(nn.Module):
     """Post-norm layer: deformable self-attention (query = src + pos) → add & LN → FFN → add & LN."""
 
@@ -77,7 +76,7 @@ class DeformableTransformerEncoderLayer(nn.Module):
     ) -> Tensor:
         """src, pos: (N, S, C); reference_points: (N, S, L, 2); returns (N, S, C)."""
         src2 = self.self_attn(
-            _with_pos(src, pos), reference_points, src, spatial_shapes, level_start_index, padding_mask
+            with_pos_embed(src, pos), reference_points, src, spatial_shapes, level_start_index, padding_mask
         )[0]
         src = self.norm1(src + self.dropout1(src2))
         src2 = self.linear2(self.dropout2(F.relu(self.linear1(src))))
@@ -156,11 +155,11 @@ class DeformableTransformerDecoderLayer(nn.Module):
         Returns:
             tgt (N, Q, C), sampling locations (N, Q, M, L, P, 2), attention weights (N, Q, M, L, P).
         """
-        q = k = _with_pos(tgt, query_pos)
+        q = k = with_pos_embed(tgt, query_pos)
         tgt2 = self.self_attn(q.transpose(0, 1), k.transpose(0, 1), tgt.transpose(0, 1))[0].transpose(0, 1)
         tgt = self.norm2(tgt + self.dropout2(tgt2))
         tgt2, locations, weights = self.cross_attn(
-            _with_pos(tgt, query_pos),
+            with_pos_embed(tgt, query_pos),
             reference_points,
             src,
             src_spatial_shapes,
@@ -223,8 +222,10 @@ class DeformableTransformerDecoder(nn.Module):
 class DeformableTransformer(nn.Module):
     """Deformable encoder over the fused levels of each frame + decoder of ``Q`` frame queries."""
 
+    @configurable
     def __init__(
         self,
+        *,
         d_model: int = 256,
         nhead: int = 8,
         num_encoder_layers: int = 3,
@@ -235,6 +236,15 @@ class DeformableTransformer(nn.Module):
         dec_n_points: int = 4,
         enc_n_points: int = 4,
     ):
+        """
+        Args:
+            d_model: width C.
+            nhead: attention heads (deformable and decoder self-attention).
+            num_encoder_layers, num_decoder_layers: depths.
+            dim_feedforward: FFN width. dropout: of every layer.
+            num_feature_levels: levels L of the input.
+            dec_n_points, enc_n_points: sampling points per head and level.
+        """
         super().__init__()
         self.d_model = d_model
         self.num_feature_levels = num_feature_levels
@@ -249,6 +259,21 @@ class DeformableTransformer(nn.Module):
         self.level_embed = nn.Parameter(torch.empty(num_feature_levels, d_model))
         self.reference_points = nn.Linear(d_model, 2)
         self._reset_parameters()
+
+    @classmethod
+    def from_config(cls, cfg) -> Dict[str, object]:
+        d = cfg.MODEL.SOC.DECODER
+        return {
+            "d_model": cfg.MODEL.SOC.HIDDEN_DIM,
+            "nhead": d.NHEADS,
+            "num_encoder_layers": d.ENC_LAYERS,
+            "num_decoder_layers": d.DEC_LAYERS,
+            "dim_feedforward": d.DIM_FEEDFORWARD,
+            "dropout": d.DROPOUT,
+            "num_feature_levels": cfg.MODEL.SOC.NUM_FEATURE_LEVELS,
+            "dec_n_points": d.DEC_N_POINTS,
+            "enc_n_points": d.ENC_N_POINTS,
+        }
 
     def _reset_parameters(self) -> None:
         for p in self.parameters():

@@ -9,13 +9,14 @@ Training: VOC clusters every decoder layer's queries and every layer is predicte
 Evaluation: as the authors' code, VOC sees only the last layer and the predictions come from layer
 ``test_head_layer`` (0 in the released code): ``heads[0](hs[0] + VOC(hs[-1]))``; only that layer's heads run.
 
-Differences: with VOC disabled (the "w/o VOC" ablation), the heads read the frame queries and ``pred_logit``
-is their mean over frames, so the contrastive loss still has a per-query embedding.
+Differences: with VOC disabled (the "w/o VOC" ablation), the heads read the frame queries and the video
+queries (``pred_video_queries``) are their mean over frames, so the contrastive loss still has a per-query
+embedding.
 """
 
 import copy
 import math
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from detectron2.config import configurable
@@ -37,61 +38,38 @@ class SIM(nn.Module):
     def __init__(
         self,
         *,
-        hidden_dim: int,
+        transformer: DeformableTransformer,
+        voc: Optional[VOC],
         num_classes: int,
         num_queries: int,
-        num_levels: int,
-        nheads: int = 8,
-        enc_layers: int = 3,
-        dec_layers: int = 3,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        enc_n_points: int = 4,
-        dec_n_points: int = 4,
         with_box_refine: bool = True,
-        voc_enabled: bool = True,
-        voc_num_queries: int = 20,
-        voc_nheads: int = 8,
-        voc_enc_layers: int = 3,
-        voc_dec_layers: int = 3,
-        voc_dim_feedforward: int = 2048,
-        voc_dropout: float = 0.1,
         test_head_layer: int = 0,
     ):
         """
         Args:
-            hidden_dim: width C. num_classes: K sigmoid classes. num_queries: Q frame queries.
-            num_levels: feature levels from the neck.
-            nheads, enc_layers, dec_layers, dim_feedforward, dropout, enc_n_points, dec_n_points: the
-                deformable transformer.
+            transformer: the frame-level deformable transformer; its width C and decoder depth set the heads'.
+            voc: clusters the frame queries into video queries; None for the "w/o VOC" ablation. Its video
+                queries must be as many as the frame queries (video query n is added to frame query n).
+            num_classes: K sigmoid classes. num_queries: Q frame queries.
             with_box_refine: iterative box refinement with one box/class head per layer (all released
                 configs); False shares one head across layers and keeps the initial reference.
-            voc_*: the VOC (``voc_num_queries`` must equal ``num_queries``: video query n is added to frame
-                query n).
             test_head_layer: decoder layer whose heads give the evaluation predictions (< 0: from the end).
         """
         super().__init__()
+        hidden_dim = transformer.d_model
+        dec_layers = transformer.decoder.num_layers
         if not -dec_layers <= test_head_layer < dec_layers:
             raise ValueError(f"test_head_layer={test_head_layer} outside the {dec_layers} decoder layers")
-        if voc_enabled and voc_num_queries != num_queries:
+        if voc is not None and not voc.num_queries == voc.fq_pos.num_embeddings == num_queries:
             raise ValueError(
-                f"VOC.NUM_QUERIES ({voc_num_queries}) must equal DECODER.NUM_QUERIES ({num_queries}): "
-                "video queries are added slot-wise to the frame queries"
+                f"VOC maps {voc.fq_pos.num_embeddings} frame queries to {voc.num_queries} video queries, but "
+                f"video query n is added to frame query n of the {num_queries}: all must be equal "
+                "(MODEL.SOC.VOC.NUM_QUERIES == MODEL.SOC.DECODER.NUM_QUERIES)"
             )
         self.num_queries = num_queries
         self.with_box_refine = with_box_refine
         self.test_head_layer = test_head_layer % dec_layers
-        self.transformer = DeformableTransformer(
-            d_model=hidden_dim,
-            nhead=nheads,
-            num_encoder_layers=enc_layers,
-            num_decoder_layers=dec_layers,
-            dim_feedforward=dim_feedforward,
-            dropout=dropout,
-            num_feature_levels=num_levels,
-            dec_n_points=dec_n_points,
-            enc_n_points=enc_n_points,
-        )
+        self.transformer = transformer
         self.query_embed = nn.Embedding(num_queries, hidden_dim)
 
         class_embed = nn.Linear(hidden_dim, num_classes)
@@ -107,45 +85,17 @@ class SIM(nn.Module):
             nn.init.constant_(bbox_embed.layers[-1].bias[2:], -2.0)
             self.class_embed = nn.ModuleList([class_embed] * dec_layers)
             self.bbox_embed = nn.ModuleList([bbox_embed] * dec_layers)
-
-        self.voc = (
-            VOC(
-                hidden_dim=hidden_dim,
-                num_frame_queries=num_queries,
-                num_queries=voc_num_queries,
-                nheads=voc_nheads,
-                enc_layers=voc_enc_layers,
-                dec_layers=voc_dec_layers,
-                dim_feedforward=voc_dim_feedforward,
-                dropout=voc_dropout,
-            )
-            if voc_enabled
-            else None
-        )
+        self.voc = voc
 
     @classmethod
-    def from_config(cls, cfg) -> Dict:
+    def from_config(cls, cfg) -> Dict[str, object]:
         s = cfg.MODEL.SOC
         return {
-            "hidden_dim": s.HIDDEN_DIM,
+            "transformer": DeformableTransformer(cfg),
+            "voc": VOC(cfg) if s.VOC.ENABLED else None,
             "num_classes": s.NUM_CLASSES,
             "num_queries": s.DECODER.NUM_QUERIES,
-            "num_levels": s.NUM_FEATURE_LEVELS,
-            "nheads": s.DECODER.NHEADS,
-            "enc_layers": s.DECODER.ENC_LAYERS,
-            "dec_layers": s.DECODER.DEC_LAYERS,
-            "dim_feedforward": s.DECODER.DIM_FEEDFORWARD,
-            "dropout": s.DECODER.DROPOUT,
-            "enc_n_points": s.DECODER.ENC_N_POINTS,
-            "dec_n_points": s.DECODER.DEC_N_POINTS,
             "with_box_refine": s.DECODER.WITH_BOX_REFINE,
-            "voc_enabled": s.VOC.ENABLED,
-            "voc_num_queries": s.VOC.NUM_QUERIES,
-            "voc_nheads": s.VOC.NHEADS,
-            "voc_enc_layers": s.VOC.ENC_LAYERS,
-            "voc_dec_layers": s.VOC.DEC_LAYERS,
-            "voc_dim_feedforward": s.VOC.DIM_FEEDFORWARD,
-            "voc_dropout": s.VOC.DROPOUT,
             "test_head_layer": s.TEST.HEAD_LAYER,
         }
 
@@ -195,6 +145,6 @@ class SIM(nn.Module):
             "pred_boxes": torch.stack(pred_boxes),
             "queries": queries,
             "mask_references": mask_references,
-            "pred_logit": video_queries,
+            "pred_video_queries": video_queries,
             "memory": memory,
         }

@@ -11,79 +11,20 @@ frames. At B = 1 both are identical. The windowed temporal encoder (``window_siz
 released configuration) is not implemented.
 """
 
-from typing import Optional
+from typing import Dict
 
-import torch
-import torch.nn.functional as F
+from detectron2.config import configurable
 from torch import Tensor, nn
 
+from .attention_layers import CrossAttentionLayer, FFNLayer, SelfAttentionLayer
+
 __all__ = ["VOC"]
-
-
-def _xavier_(module: nn.Module) -> None:
-    for p in module.parameters():
-        if p.dim() > 1:
-            nn.init.xavier_uniform_(p)
-
-
-def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:
-    return x if pos is None else x + pos
-
-
-class SelfAttentionLayer(nn.Module):
-    """Post-norm self-attention: ``norm(x + MHA(x + pos, x + pos, x))``; sequence-first (S, N, C)."""
-
-    def __init__(self, d_model: int, nhead: int, dropout: float = 0.0):
-        super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
-        self.norm = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
-        _xavier_(self)
-
-    def forward(self, tgt: Tensor, query_pos: Optional[Tensor] = None) -> Tensor:
-        q = k = _with_pos(tgt, query_pos)
-        tgt2 = self.self_attn(q, k, value=tgt)[0]
-        return self.norm(tgt + self.dropout(tgt2))
-
-
-class CrossAttentionLayer(nn.Module):
-    """Post-norm cross-attention: ``norm(x + MHA(x + query_pos, mem + pos, mem))``; sequence-first."""
-
-    def __init__(self, d_model: int, nhead: int, dropout: float = 0.0):
-        super().__init__()
-        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
-        self.norm = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
-        _xavier_(self)
-
-    def forward(
-        self, tgt: Tensor, memory: Tensor, pos: Optional[Tensor] = None, query_pos: Optional[Tensor] = None
-    ) -> Tensor:
-        tgt2 = self.multihead_attn(query=_with_pos(tgt, query_pos), key=_with_pos(memory, pos), value=memory)[
-            0
-        ]
-        return self.norm(tgt + self.dropout(tgt2))
-
-
-class FFNLayer(nn.Module):
-    """Post-norm FFN: ``norm(x + W2 ReLU(W1 x))``."""
-
-    def __init__(self, d_model: int, dim_feedforward: int, dropout: float = 0.0):
-        super().__init__()
-        self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm = nn.LayerNorm(d_model)
-        _xavier_(self)
-
-    def forward(self, tgt: Tensor) -> Tensor:
-        tgt2 = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
-        return self.norm(tgt + self.dropout(tgt2))
 
 
 class VOC(nn.Module):
     """Clusters the frame queries of a clip into N video-level object queries, guided by the sentence."""
 
+    @configurable
     def __init__(
         self,
         *,
@@ -124,6 +65,20 @@ class VOC(nn.Module):
         self.fq_pos = nn.Embedding(num_frame_queries, hidden_dim)
         self.query_embed = nn.Embedding(num_queries, hidden_dim)
         self.decoder_norm = nn.LayerNorm(hidden_dim)
+
+    @classmethod
+    def from_config(cls, cfg) -> Dict[str, object]:
+        v = cfg.MODEL.SOC.VOC
+        return {
+            "hidden_dim": cfg.MODEL.SOC.HIDDEN_DIM,
+            "num_frame_queries": cfg.MODEL.SOC.DECODER.NUM_QUERIES,
+            "num_queries": v.NUM_QUERIES,
+            "nheads": v.NHEADS,
+            "enc_layers": v.ENC_LAYERS,
+            "dec_layers": v.DEC_LAYERS,
+            "dim_feedforward": v.DIM_FEEDFORWARD,
+            "dropout": v.DROPOUT,
+        }
 
     def forward(self, frame_queries: Tensor, sentence: Tensor) -> Tensor:
         """

@@ -24,9 +24,9 @@ from ..criterion import SOCCriterion
 from ..decoder.build import build_decoder
 from ..heads.mask_head import DynamicMaskHead
 from ..heads.pixel_decoder import FPNSpatialDecoder
-from ..matcher import pad_masks
 from ..neck.build import build_neck
 from ..postprocessing import boxes_to_original, resize_mask_logits, select_query
+from ..targets import pad_masks
 from ..text_encoder import TextEncoder
 
 __all__ = ["SOC"]
@@ -167,10 +167,9 @@ class SOC(nn.Module):
 
         Returns:
             the criterion's input: ``pred_cls`` (T', B, N, K), ``pred_boxes`` (T', B, N, 4) normalised cxcywh,
-            ``pred_masks`` (T', B, N, h, w) logits, ``pred_logit`` (B, N, C), ``text_sentence_feature``
-            (B, C),
-            and ``aux_outputs`` (earlier decoder layers, training only). Evaluation returns the test head
-            layer's predictions and no ``aux_outputs``.
+            ``pred_masks`` (T', B, N, h, w) logits, ``pred_video_queries`` (B, N, C) video-query
+            embeddings, ``text_sentence_feature`` (B, C), and ``aux_outputs`` (earlier decoder layers,
+            training only). Evaluation returns the test head layer's predictions and no ``aux_outputs``.
         """
         B, T = images.shape[:2]
         words, word_mask, sentence = self.text_encoder(expressions, self.device)
@@ -194,7 +193,7 @@ class SOC(nn.Module):
                     "pred_cls": dec["pred_cls"][i].transpose(0, 1),
                     "pred_boxes": dec["pred_boxes"][i].transpose(0, 1),
                     "pred_masks": masks.transpose(0, 1),
-                    "pred_logit": dec["pred_logit"][i],
+                    "pred_video_queries": dec["pred_video_queries"][i],
                     "text_sentence_feature": fused["text_feature"],
                 }
             )
