@@ -1,6 +1,8 @@
 # The two README commands: `make demo` and `make test`. Both start with an idempotent `make setup`.
 PY := .venv/bin/python
 export SOC_DATASETS ?= $(CURDIR)/datasets
+# the parity bundle made with the authors' code, kept beside the repository (README, "Parity"); tests skip without it
+export SOC_PARITY_DIR ?= $(abspath $(CURDIR)/../shared/parity)
 
 .PHONY: setup test test-all lint format demo check-cuda clean
 

@@ -4,7 +4,8 @@ Defaults follow the authors' released configuration (``configs/refer_youtube_vos
 comment says otherwise; where the paper and the code differ, the code's behaviour is the default and the paper's
 variant sits behind a key (see README, "Paper vs code").
 """
-from typing import Sequence
+
+from typing import Callable, List, Sequence, Tuple
 
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
@@ -22,7 +23,9 @@ def add_soc_config(cfg: CN) -> None:
     cfg.MODEL.VIDEO_SWIN.MLP_RATIO = 4.0  # hidden width of the block MLPs, relative to the stage width
     cfg.MODEL.VIDEO_SWIN.DROP_PATH_RATE = 0.2  # stochastic depth, linear over blocks
     cfg.MODEL.VIDEO_SWIN.OUT_FEATURES = ["res2", "res3", "res4", "res5"]  # stage outputs before patch merging
-    cfg.MODEL.VIDEO_SWIN.PRETRAINED = ""  # Kinetics Video-Swin checkpoint (local file); "" = random init
+    cfg.MODEL.VIDEO_SWIN.PRETRAINED = (
+        ""  # Kinetics Video-Swin checkpoint (local file), loaded when MODEL.WEIGHTS is ""
+    )
     cfg.MODEL.VIDEO_SWIN.FROZEN_STAGES = -1  # freeze the patch embedding and stages < this index; -1 = none
 
     cfg.MODEL.SOC = CN()
@@ -35,7 +38,9 @@ def add_soc_config(cfg: CN) -> None:
     cfg.MODEL.SOC.TEXT_ENCODER.NAME = "roberta-base"  # hub name or local folder for AutoModel/AutoTokenizer
     cfg.MODEL.SOC.TEXT_ENCODER.FREEZE = True  # requires_grad=False on the encoder (the resizer still trains)
     cfg.MODEL.SOC.TEXT_ENCODER.RESIZER_DROPOUT = 0.1  # dropout of the 768->d_model projection ("txt_proj")
-    cfg.MODEL.SOC.TEXT_ENCODER.SENTENCE_FEATURE = "pooler"  # "pooler" (code: pooler_output) | "mean" (mean of words)
+    cfg.MODEL.SOC.TEXT_ENCODER.SENTENCE_FEATURE = (
+        "pooler"  # "pooler" (code: pooler_output) | "mean" (mean of words)
+    )
 
     # ---------------------------------------------------------------- neck: MMF (multi-modal fusion)
     cfg.MODEL.SOC.NECK = CN()
@@ -59,7 +64,9 @@ def add_soc_config(cfg: CN) -> None:
     # ---------------------------------------------------------------- VOC: video-level object cluster
     cfg.MODEL.SOC.VOC = CN()
     cfg.MODEL.SOC.VOC.ENABLED = True  # False: heads read the frame queries only (ablation "w/o VOC")
-    cfg.MODEL.SOC.VOC.NUM_QUERIES = 20  # N_v video queries; must equal DECODER.NUM_QUERIES (slot-aligned add-back)
+    cfg.MODEL.SOC.VOC.NUM_QUERIES = (
+        20  # N_v video queries; must equal DECODER.NUM_QUERIES (slot-aligned add-back)
+    )
     cfg.MODEL.SOC.VOC.NHEADS = 8  # heads of the temporal encoder and grouping decoder
     cfg.MODEL.SOC.VOC.ENC_LAYERS = 3  # temporal self-attention layers over the T*N_q frame queries
     cfg.MODEL.SOC.VOC.DEC_LAYERS = 3  # object-grouping decoder layers
@@ -115,12 +122,70 @@ def add_soc_config(cfg: CN) -> None:
     cfg.DATASETS.TRAIN_RATIOS = []  # sampling ratio per training dataset (joint training); [] = by size
 
 
+def _ints(v) -> List[int]:
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+# (key, test, what the test requires): the ranges that the code needs and YAML types cannot express.
+_RULES: List[Tuple[str, Callable[[object], bool], str]] = [
+    (
+        "MODEL.SOC.HIDDEN_DIM",
+        lambda v: v > 0 and v % 128 == 0,
+        "a positive multiple of 128 (MMF's GroupNorm(32) "
+        "and the pixel decoder's GroupNorm(8) over HIDDEN_DIM / 16 channels)",
+    ),
+    ("MODEL.SOC.NUM_FEATURE_LEVELS", lambda v: v >= 1, ">= 1"),
+    ("MODEL.SOC.NUM_CLASSES", lambda v: v >= 1, ">= 1"),
+    ("MODEL.SOC.NECK.NHEADS", lambda v: v >= 1, ">= 1"),
+    ("MODEL.SOC.DECODER.NHEADS", lambda v: v >= 1, ">= 1"),
+    ("MODEL.SOC.DECODER.ENC_LAYERS", lambda v: v >= 1, ">= 1"),
+    ("MODEL.SOC.DECODER.DEC_LAYERS", lambda v: v >= 1, ">= 1"),
+    ("MODEL.SOC.DECODER.NUM_QUERIES", lambda v: v >= 1, ">= 1"),
+    ("MODEL.SOC.DECODER.DROPOUT", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("MODEL.SOC.VOC.DROPOUT", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("MODEL.SOC.TEXT_ENCODER.RESIZER_DROPOUT", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("MODEL.SOC.TEST.CLIP_LENGTH", lambda v: v >= 0, ">= 0 (0 = the whole video at once)"),
+    ("MODEL.SOC.TEST.MASK_THRESHOLD", lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    ("INPUT.MIN_SIZE_TRAIN", lambda v: len(_ints(v)) > 0 and min(_ints(v)) >= 1, "sizes >= 1 pixel"),
+    ("INPUT.MAX_SIZE_TRAIN", lambda v: v >= 1, ">= 1 pixel"),
+    (
+        "INPUT.MIN_SIZE_TEST",
+        lambda v: v >= 1,
+        ">= 1 pixel (every frame is resized; 0, detectron2's 'no resize', " "is not supported)",
+    ),
+    ("INPUT.MAX_SIZE_TEST", lambda v: v >= 1, ">= 1 pixel"),
+    ("INPUT.SAMPLING_FRAME_NUM", lambda v: v >= 1, ">= 1 frame"),
+    ("INPUT.TEST_WINDOW", lambda v: v >= 1, ">= 1 frame"),
+    ("INPUT.FLIP_PROB", lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    ("SOLVER.IMS_PER_BATCH", lambda v: v >= 1, ">= 1 clip"),
+    ("SOLVER.BASE_LR", lambda v: v >= 0, ">= 0"),
+    ("SOLVER.MAX_ITER", lambda v: v >= 0, ">= 0"),
+    ("SOLVER.CHECKPOINT_PERIOD", lambda v: v >= 1, ">= 1 iteration"),
+    ("DATALOADER.NUM_WORKERS", lambda v: v >= 0, ">= 0"),
+]
+
+
+def check_soc_config(cfg: CN) -> None:
+    """Raise ``ValueError`` naming the key, its value and the allowed range for every value the code cannot run
+    with (``setup_cfg`` calls it; values a wrong YAML type would give are already refused by the merge)."""
+    errors = []
+    for key, ok, requirement in _RULES:
+        value = cfg
+        for part in key.split("."):
+            value = value[part]
+        if not ok(value):
+            errors.append(f"{key} = {value!r}: must be {requirement}")
+    if errors:
+        raise ValueError("invalid config value(s):\n  " + "\n  ".join(errors))
+
+
 def setup_cfg(config_file: str, opts: Sequence[str] = ()) -> CN:
-    """A frozen config: detectron2's defaults, SOC's keys, ``config_file`` (with its ``_BASE_`` chain), then the
-    ``KEY VALUE`` overrides ``opts``."""
+    """A frozen, checked config: detectron2's defaults, SOC's keys, ``config_file`` (with its ``_BASE_`` chain),
+    then the ``KEY VALUE`` overrides ``opts``; ``ValueError`` names any key out of its range."""
     cfg = get_cfg()
     add_soc_config(cfg)
     cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
+    check_soc_config(cfg)
     cfg.freeze()
     return cfg

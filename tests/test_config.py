@@ -1,10 +1,11 @@
 """Every YAML under projects/SOC/configs parses with add_soc_config, and unknown keys are rejected."""
+
 from pathlib import Path
 
 import pytest
 from detectron2.config import get_cfg
 
-from soc.config import add_soc_config
+from soc.config import add_soc_config, setup_cfg
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "projects" / "SOC" / "configs"
 YAMLS = sorted(CONFIG_DIR.rglob("*.yaml"))
@@ -97,3 +98,34 @@ def test_no_key_repeats_its_base(path: Path):
         if isinstance(inherited, tuple) and isinstance(value, list):
             inherited = list(inherited)
         assert value != inherited, f"{path.name}: {key} repeats its base's value {value!r}"
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: p.relative_to(CONFIG_DIR).as_posix())
+def test_every_config_passes_the_range_checks(path):
+    setup_cfg(str(path))
+
+
+@pytest.mark.parametrize(
+    "key, value, allowed",
+    [
+        ("MODEL.SOC.HIDDEN_DIM", "64", "multiple of 128"),
+        ("INPUT.MIN_SIZE_TEST", "0", ">= 1 pixel"),
+        ("INPUT.SAMPLING_FRAME_NUM", "0", ">= 1 frame"),
+        ("SOLVER.IMS_PER_BATCH", "0", ">= 1 clip"),
+        ("MODEL.SOC.TEST.CLIP_LENGTH", "-5", ">= 0"),
+        ("INPUT.MIN_SIZE_TRAIN", "(96, 0)", "sizes >= 1"),
+        ("MODEL.SOC.DECODER.DROPOUT", "1.0", "in [0, 1)"),
+        ("SOLVER.CHECKPOINT_PERIOD", "0", ">= 1 iteration"),
+    ],
+)
+def test_out_of_range_values_name_the_key_and_the_range(key, value, allowed):
+    with pytest.raises(ValueError) as err:
+        setup_cfg(str(CONFIG_DIR / "synthetic" / "soc_tiny_synth.yaml"), [key, value])
+    assert key in str(err.value) and allowed in str(err.value)
+
+
+def test_every_bad_value_is_reported_at_once():
+    opts = ["INPUT.MIN_SIZE_TEST", "0", "SOLVER.IMS_PER_BATCH", "0"]
+    with pytest.raises(ValueError) as err:
+        setup_cfg(str(CONFIG_DIR / "synthetic" / "soc_tiny_synth.yaml"), opts)
+    assert "INPUT.MIN_SIZE_TEST = 0" in str(err.value) and "SOLVER.IMS_PER_BATCH = 0" in str(err.value)

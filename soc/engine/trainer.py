@@ -1,4 +1,5 @@
 """SOC's ``Trainer``: detectron2's ``DefaultTrainer`` with clip loaders, SOC's evaluators, optimizer and checkpointer."""
+
 import logging
 import os
 import weakref
@@ -15,7 +16,7 @@ from detectron2.engine import (
 )
 from detectron2.utils import comm
 
-from soc.checkpoint import SOCCheckpointer
+from soc.checkpoint import SOCCheckpointer, load_pretrained_weights
 from soc.data import build_soc_mapper
 from soc.evaluation import build_evaluator
 
@@ -69,6 +70,15 @@ class Trainer(DefaultTrainer):
         super().resume_or_load(resume=resume)
         # The data stream continues where the checkpoint left it (a fresh run starts at 0).
         self._trainer.reset_data_loader(lambda: self.build_train_loader(self.cfg, start_iter=self.start_iter))
+
+    @classmethod
+    def build_model(cls, cfg):
+        """The model of ``cfg``, with the backbone's pretrained weights (``MODEL.VIDEO_SWIN.PRETRAINED``) when
+        ``MODEL.WEIGHTS`` is empty; ``MODEL.WEIGHTS`` and resumed checkpoints are loaded later by the
+        checkpointer."""
+        model = super().build_model(cfg)
+        load_pretrained_weights(model, cfg)
+        return model
 
     @classmethod
     def build_train_loader(cls, cfg, start_iter: int = 0):
