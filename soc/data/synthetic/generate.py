@@ -1,5 +1,8 @@
 """``generate(out, format, videos, seed, ...)``: draw SynthRVOS videos and write them in a benchmark's format.
 
+Every format-specific choice (layout, ids, names, annotated frames, index files) belongs to the format's
+writer (``writers.WRITERS``); this module only loops over the videos.
+
 Determinism: video i is drawn from ``numpy.random.default_rng([seed, i])`` and the temporal videos are a
 seeded choice of ``round(temporal_fraction * videos)`` indices, so the same arguments give byte-identical
 files.
@@ -16,66 +19,32 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
 from .videos import draw_video
-from .writers import A2D_ACTOR_ACTIONS, JHMDB_ACTIONS, A2DWriter, DavisWriter, JHMDBWriter, YtvosWriter
+from .writers import WRITERS, SynthWriter
 
 __all__ = ["generate", "FORMATS", "DEFAULT_SIZES", "DEFAULT_SPLITS"]
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("ytvos", "davis", "a2d", "jhmdb")
-DEFAULT_SIZES = {"ytvos": (96, 160), "davis": (96, 160), "a2d": (320, 426), "jhmdb": (240, 320)}
-DEFAULT_SPLITS = {"ytvos": "train", "davis": "valid", "a2d": "all", "jhmdb": "test"}
-_SPLITS = {
-    "ytvos": ("train", "valid"),
-    "davis": ("train", "valid"),
-    "a2d": ("train", "test", "all"),
-    "jhmdb": ("test",),
-}
-_LAYOUT = {  # top-level entries a format may have under its root
-    "ytvos": {"train", "valid", "test", "meta_expressions"},
-    "davis": {"train", "valid", "meta_expressions", "DAVIS", "davis_text_annotations"},
-    "a2d": {
-        "Release",
-        "text_annotations",
-        "a2d_sentences_single_frame_train_annotations.json",
-        "a2d_sentences_single_frame_test_annotations.json",
-    },
-    "jhmdb": {
-        "Rename_Images",
-        "puppet_mask",
-        "jhmdb_annotation.txt",
-        "jhmdb_sentences_samples_metadata.json",
-        "temporal_expressions.json",
-    },
-}
-_HEX = np.array(list("0123456789abcdef"))
-_YT = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
+FORMATS = tuple(WRITERS)
+DEFAULT_SIZES = {name: w.default_size for name, w in WRITERS.items()}
+DEFAULT_SPLITS = {name: w.default_split for name, w in WRITERS.items()}
 
 
-def _owned(fmt: str, split: str) -> Sequence[str]:
-    if fmt == "ytvos":
-        own = [split, os.path.join("meta_expressions", split)]
-        if split == "valid":
-            own += ["test", os.path.join("meta_expressions", "test")]
-        return own
-    return sorted(_LAYOUT[fmt])
-
-
-def _prepare_out(out: str, fmt: str, split: str, force: bool) -> None:
+def _prepare_out(out: str, writer: SynthWriter, force: bool) -> None:
     os.makedirs(out, exist_ok=True)
-    owned = [os.path.join(out, p) for p in _owned(fmt, split)]
+    owned = [os.path.join(out, p) for p in writer.owned_paths()]
     clash = [p for p in owned if os.path.exists(p)]
-    foreign = sorted(set(os.listdir(out)) - _LAYOUT[fmt])
+    foreign = sorted(set(os.listdir(out)) - writer.layout)
     if (clash or foreign) and not force:
         raise FileExistsError(
-            f"refusing to write SynthRVOS {fmt}/{split} into {out}: "
-            + (f"{clash} exist" if clash else f"it holds {foreign}, which is not a {fmt} layout")
+            f"refusing to write SynthRVOS {writer.name}/{writer.split} into {out}: "
+            + (f"{clash} exist" if clash else f"it holds {foreign}, which is not a {writer.name} layout")
             + "; pass --force (force=True) to replace the generated paths"
         )
     for p in clash:
@@ -84,32 +53,6 @@ def _prepare_out(out: str, fmt: str, split: str, force: bool) -> None:
 
 def _frame_count(rng: np.random.Generator, frames: Tuple[int, int]) -> int:
     return int(rng.integers(frames[0], frames[1] + 1))
-
-
-def _ytvos_names(rng: np.random.Generator, t: int) -> list:
-    """5-step frame names; some videos start later, some have one 10-step gap (as in the real valid set)."""
-    start = 5 * int(rng.integers(1, 30)) if rng.random() < 0.3 else 0
-    steps = [5] * (t - 1)
-    if t > 2 and rng.random() < 0.15:
-        steps[int(rng.integers(t - 1))] = 10
-    names = [start]
-    for s in steps:
-        names.append(names[-1] + s)
-    return [f"{n:05d}" for n in names]
-
-
-def _unique_id(rng: np.random.Generator, alphabet: np.ndarray, n: int, taken: set) -> str:
-    while True:
-        vid = "".join(rng.choice(alphabet, size=n))
-        if vid not in taken:
-            taken.add(vid)
-            return vid
-
-
-def _annotated_frames(t: int) -> list:
-    """0-based indices of A2D's evenly spaced annotated frames (3, or 2 in very short videos)."""
-    n = 3 if t >= 6 else 2
-    return sorted({min(t - 1, max(0, int(round(k * t / (n + 1))) - 1)) for k in range(1, n + 1)})
 
 
 def generate(
@@ -137,13 +80,12 @@ def generate(
         frames: (min, max) frames per video.
         size: (H, W); default 96x160 (ytvos, davis), 320x426 (a2d), 240x320 (jhmdb).
         split: ytvos/davis ``train`` | ``valid``; a2d ``train`` | ``test`` | ``all`` (both subsets in one
-        root,
-            a ``test_fraction`` of the videos flagged test); jhmdb ``test``. Default: ytvos ``train``,
-            davis ``valid``, a2d ``all``, jhmdb ``test``.
+            root); jhmdb ``test``. Default: ytvos ``train``, davis ``valid``, a2d ``all``, jhmdb ``test``.
         force: replace previously generated paths of this format/split.
         temporal_fraction: share of videos with a look-alike pair told apart by motion only.
         test_videos: ytvos ``valid`` only: extra videos listed in ``meta_expressions/test`` (and so in
             ``meta_expressions/valid``), without masks; default ``max(1, videos // 4)``.
+        test_fraction: a2d ``all`` only: share of the videos flagged test.
         progress: show a tqdm bar.
 
     Returns:
@@ -154,75 +96,30 @@ def generate(
         "family"}}, ``split``; A2D/JHMDB also ``annotated_frames`` (0-based), JHMDB ``mask_frames``,
         ``action``.
     """
-    if format not in FORMATS:
+    if format not in WRITERS:
         raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
-    split = split or DEFAULT_SPLITS[format]
-    if split not in _SPLITS[format]:
-        raise ValueError(f"format {format} has splits {_SPLITS[format]}, not {split!r}")
+    writer_cls = WRITERS[format]
+    split = split or writer_cls.default_split
+    if split not in writer_cls.splits:
+        raise ValueError(f"format {format} has splits {writer_cls.splits}, not {split!r}")
     if videos < 1:
         raise ValueError("videos must be >= 1")
     if not 1 <= frames[0] <= frames[1]:
         raise ValueError(f"bad frame range {frames}")
-    h, w = size or DEFAULT_SIZES[format]
-    if format == "a2d" and (h % 2 or w % 2):
-        raise ValueError(f"a2d frames are encoded as yuv420p mp4 and need even sides, got {h}x{w}")
-    _prepare_out(out, format, split, force)
+    h, w = size or writer_cls.default_size
+    writer_cls.check_size(h, w)
+    writer = writer_cls(out, split, seed=seed, test_videos=test_videos, test_fraction=test_fraction)
+    _prepare_out(out, writer, force)
 
-    n_extra = 0
-    if format == "ytvos" and split == "valid":
-        n_extra = max(1, videos // 4) if test_videos is None else test_videos
     n_temporal = int(round(temporal_fraction * videos))
     temporal_ids = set(np.random.default_rng(seed).permutation(videos)[:n_temporal].tolist())
-    writer = {
-        "ytvos": lambda: YtvosWriter(out, split),
-        "davis": lambda: DavisWriter(out, split),
-        "a2d": lambda: A2DWriter(out),
-        "jhmdb": lambda: JHMDBWriter(out),
-    }[format]()
-    taken: set = set()
-    for i in tqdm(range(videos + n_extra), desc=f"SynthRVOS {format}/{split}", disable=not progress):
+    total = videos + writer.num_extra(videos)
+    for i in tqdm(range(total), desc=f"SynthRVOS {format}/{split}", disable=not progress):
         rng = np.random.default_rng([seed, i])
         t = _frame_count(rng, frames)
-        annotated = _annotated_frames(t) if format == "a2d" else None
+        annotated = writer.annotated_frames(t)
         video = draw_video(rng, h, w, t, temporal=i in temporal_ids, style=format, annotated=annotated)
-        item = {"video": video}
-        if format == "ytvos":
-            item.update(vid=_unique_id(rng, _HEX, 10, taken), frame_names=_ytvos_names(rng, t))
-            writer.add(item, extra=i >= videos)
-        elif format == "davis":
-            first = video.scene.objects[0]
-            item.update(
-                vid=f"{first.colour}-{first.shape}-{i:03d}", frame_names=[f"{k:05d}" for k in range(t)]
-            )
-            writer.add(item)
-        elif format == "a2d":
-            subset = {"train": 0, "test": 1}.get(split, int(rng.random() < test_fraction))
-            codes = {o.obj_id: int(rng.choice(A2D_ACTOR_ACTIONS)) for o in video.scene.objects}
-            item.update(
-                vid=_unique_id(rng, _YT, 11, taken),
-                frame_names=[f"{k + 1:05d}" for k in range(t)],
-                subset=subset,
-                codes=codes,
-                annotated=annotated,
-            )
-            writer.add(item)
-        else:
-            action = str(rng.choice(JHMDB_ACTIONS))
-            n_masks = (
-                t - 1 if (t > 3 and rng.random() < 0.3) else t
-            )  # JHMDB: masks may stop before the frames
-            drawn = sorted(rng.choice(n_masks, size=min(3, n_masks), replace=False).tolist())
-            item.update(
-                vid=f"Synth_clip_{i:04d}_{action}_f_cm_np1_fr_med_0",
-                action=action,
-                frame_names=[f"{k + 1:05d}" for k in range(t)],
-                mask_frames=n_masks,
-                annotated=drawn,
-            )
-            writer.add(item)
-    if format == "a2d":
-        truth = writer.finish(missed=[_unique_id(np.random.default_rng([seed, 2**32 - 1]), _YT, 11, taken)])
-    else:
-        truth = writer.finish()
+        writer.add(writer.describe(rng, i, video, extra=i >= videos))
+    truth = writer.finish()
     truth.update(format=format, root=out, split=split, seed=seed)
     return truth

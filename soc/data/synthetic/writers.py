@@ -1,21 +1,27 @@
-"""Write SynthRVOS videos in the on-disk formats of the real benchmarks (formats_metrics.md §1-§4).
+"""Write SynthRVOS videos in the on-disk formats of the real benchmarks (``docs/formats_and_metrics.md``
+§1-§4), one :class:`SynthWriter` per format, chosen by name from :data:`WRITERS`.
 
-Each writer is fed one video at a time (``add(item)``: a dict with ``vid``, ``video`` (SynthVideo),
-``frame_names`` and format extras) and ``finish()`` writes the index files and returns the ground truth,
-per video: ``frames`` (the drawn RGB arrays), ``frame_names``,
-``masks`` ({object id in the format's id space: bool (T, H, W)}), ``objects``, ``expressions``
-({exp_id: {"exp", "obj_id", "temporal", "family"}}) and ``split``.
+``generate`` drives every writer alike. Per video it draws the frame count, asks the writer which frames must
+show every object (``annotated_frames``; A2D only), draws the video, lets the writer draw the format's ids and
+names from the video's generator (``describe``: a dict with ``vid``, ``video`` (SynthVideo), ``frame_names``
+and format extras) and writes it (``add(item)``); ``finish()`` then writes the index files and returns the
+ground truth, per video: ``frames`` (the drawn RGB arrays), ``frame_names``, ``masks`` ({object id in the
+format's id space: bool (T, H, W)}), ``objects``, ``expressions`` ({exp_id: {"exp", "obj_id", "temporal",
+"family"}}) and ``split``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict, List
+from abc import ABC, abstractmethod
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Type
 
 import numpy as np
 
+from ..datasets.a2d_sentences import CACHE_FILE
 from ..datasets.common import TEMPORAL_FILE
+from ..datasets.jhmdb_sentences import SAMPLES_FILE
 from ..datasets.ref_davis import KHOREVA_FILES
 from .files import (
     write_h5,
@@ -27,78 +33,42 @@ from .files import (
     write_png_rgb,
     write_text,
 )
+from .videos import SynthVideo
 
-__all__ = ["YtvosWriter", "DavisWriter", "A2DWriter", "JHMDBWriter", "A2D_ACTOR_ACTIONS", "JHMDB_ACTIONS"]
+__all__ = [
+    "SynthWriter",
+    "YtvosWriter",
+    "DavisWriter",
+    "A2DWriter",
+    "JHMDBWriter",
+    "WRITERS",
+    "A2D_ACTOR_ACTIONS",
+    "JHMDB_ACTIONS",
+]
 
 # the 43 valid actor-action codes of A2D (10 * actor + action)
-A2D_ACTOR_ACTIONS = (
-    11,
-    12,
-    13,
-    15,
-    16,
-    17,
-    18,
-    19,
-    21,
-    22,
-    26,
-    28,
-    29,
-    34,
-    35,
-    36,
-    39,
-    41,
-    43,
-    44,
-    45,
-    46,
-    48,
-    49,
-    54,
-    55,
-    56,
-    57,
-    59,
-    61,
-    63,
-    65,
-    66,
-    67,
-    68,
-    69,
-    72,
-    73,
-    75,
-    76,
-    77,
-    78,
-    79,
+A2D_ACTOR_ACTIONS = tuple(
+    int(code)
+    for code in (
+        "11 12 13 15 16 17 18 19 21 22 26 28 29 34 35 36 39 41 43 44 45 46 48 49 54 55 56 57 59 61 63 65 66 "
+        "67 68 69 72 73 75 76 77 78 79"
+    ).split()
 )
-JHMDB_ACTIONS = (
-    "brush_hair",
-    "catch",
-    "clap",
-    "climb_stairs",
-    "golf",
-    "jump",
-    "kick_ball",
-    "pick",
-    "pour",
-    "pullup",
-    "push",
-    "run",
-    "shoot_ball",
-    "shoot_bow",
-    "shoot_gun",
-    "sit",
-    "stand",
-    "swing_baseball",
-    "throw",
-    "walk",
-    "wave",
+# the 21 action folders of JHMDB
+JHMDB_ACTIONS = tuple(
+    "brush_hair catch clap climb_stairs golf jump kick_ball pick pour pullup push run shoot_ball shoot_bow "
+    "shoot_gun sit stand swing_baseball throw walk wave".split()
 )
+_HEX = np.array(list("0123456789abcdef"))  # YouTube-VOS video ids
+_YT = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))  # YouTube ids (A2D)
+
+
+def _unique_id(rng: np.random.Generator, alphabet: np.ndarray, n: int, taken: set) -> str:
+    while True:
+        vid = "".join(rng.choice(alphabet, size=n))
+        if vid not in taken:
+            taken.add(vid)
+            return vid
 
 
 def _objects(video) -> Dict[int, dict]:
@@ -121,25 +91,119 @@ def _truth(item: dict, split: str, expressions: Dict[str, dict], id_map=None) ->
     }
 
 
-# ------------------------------------------------------------------------------------------ ytvos / davis
-class YtvosWriter:
-    """Ref-YouTube-VOS layout, one video at a time. For ``valid``, ``extra`` videos are the test videos:
-    frames in ``test/JPEGImages``, listed in ``meta_expressions/test`` and ``meta_expressions/valid`` (as
-    in the
-    real data), no masks. ``davis=True`` writes the converted Ref-DAVIS17 flavour (``meta.json`` without
-    frames).
+class SynthWriter(ABC):
+    """The interface between ``generate`` and one format (see the module docstring for the call order).
+
+    Class attributes describe the format: ``name`` (also the expression plan of ``draw_video``), its
+    ``splits``, ``default_split``, ``default_size`` (H, W) and ``layout`` (the top-level entries it may have
+    under its root). The constructor takes every ``generate`` option a format may use; each format reads its
+    own (``test_videos``: Ref-YouTube-VOS valid; ``test_fraction`` and ``seed``: A2D).
     """
 
-    def __init__(self, root: str, split: str, davis: bool = False):
-        self.root, self.split, self.davis = root, split, davis
+    name: str
+    splits: Tuple[str, ...]
+    default_split: str
+    default_size: Tuple[int, int]
+    layout: FrozenSet[str]
+
+    def __init__(
+        self,
+        root: str,
+        split: str,
+        *,
+        seed: int,
+        test_videos: Optional[int] = None,
+        test_fraction: float = 0.25,
+    ):
+        self.root, self.split, self.seed = root, split, seed
+        self.test_videos, self.test_fraction = test_videos, test_fraction
+        self.truth: Dict[str, dict] = {}
+        self.temporal: List[str] = []  # "<video>/<exp_id>" of the temporal expressions
+        self.taken: set = set()  # video ids drawn so far
+
+    @classmethod
+    def check_size(cls, height: int, width: int) -> None:
+        """Raise ValueError when the format cannot store frames of this size."""
+        if height < 1 or width < 1:
+            raise ValueError(f"frames need positive sides, got {height}x{width}")
+
+    def owned_paths(self) -> List[str]:
+        """Paths under the root that this split writes (replaced with ``force``, else a clash)."""
+        return sorted(self.layout)
+
+    def num_extra(self, videos: int) -> int:
+        """Videos drawn after the ``videos`` of the split and written as ``extra`` (without masks)."""
+        return 0
+
+    def annotated_frames(self, num_frames: int) -> Optional[List[int]]:
+        """0-based frames in which ``draw_video`` must show every object, or None."""
+        return None
+
+    @abstractmethod
+    def describe(self, rng: np.random.Generator, index: int, video: SynthVideo, extra: bool) -> dict:
+        """Draw the format's ids and names of video ``index`` from its generator ``rng``; returns the item."""
+
+    @abstractmethod
+    def add(self, item: dict) -> None:
+        """Write one described video."""
+
+    def finish(self) -> dict:
+        """Write the index files; returns ``{"videos": ground truth per video, "temporal": set of keys}``."""
+        return {"videos": self.truth, "temporal": set(self.temporal)}
+
+
+# ------------------------------------------------------------------------------------------ ytvos / davis
+def _ytvos_names(rng: np.random.Generator, t: int) -> List[str]:
+    """5-step frame names; some videos start later, some have one 10-step gap (as in the real valid set)."""
+    start = 5 * int(rng.integers(1, 30)) if rng.random() < 0.3 else 0
+    steps = [5] * (t - 1)
+    if t > 2 and rng.random() < 0.15:
+        steps[int(rng.integers(t - 1))] = 10
+    names = [start]
+    for s in steps:
+        names.append(names[-1] + s)
+    return [f"{n:05d}" for n in names]
+
+
+class YtvosWriter(SynthWriter):
+    """Ref-YouTube-VOS layout, one video at a time. For ``valid``, the ``extra`` videos are the test videos:
+    frames in ``test/JPEGImages``, listed in ``meta_expressions/test`` and ``meta_expressions/valid`` (as in
+    the real data), no masks. Video ids are 10 hex characters; frame names step by 5."""
+
+    name = "ytvos"
+    splits = ("train", "valid")
+    default_split = "train"
+    default_size = (96, 160)
+    layout = frozenset({"train", "valid", "test", "meta_expressions"})
+    has_test_split = True  # valid comes with test videos
+    object_frames = True  # meta.json lists the frames in which each object is annotated
+
+    def __init__(self, root: str, split: str, **options: Any):
+        super().__init__(root, split, **options)
         self.meta_exp: Dict[str, dict] = {}
         self.test_exp: Dict[str, dict] = {}
         self.meta_obj: Dict[str, dict] = {}
-        self.truth: Dict[str, dict] = {}
-        self.temporal: List[str] = []
 
-    def add(self, item: dict, extra: bool = False) -> None:
-        vid, video, names = item["vid"], item["video"], item["frame_names"]
+    def owned_paths(self) -> List[str]:
+        """The split's folders; ``valid`` also owns ``test`` (its test videos), so train and valid can share
+        a root."""
+        own = [self.split, os.path.join("meta_expressions", self.split)]
+        if self.split == "valid":
+            own += ["test", os.path.join("meta_expressions", "test")]
+        return own
+
+    def num_extra(self, videos: int) -> int:
+        if not (self.has_test_split and self.split == "valid"):
+            return 0
+        return max(1, videos // 4) if self.test_videos is None else self.test_videos
+
+    def describe(self, rng: np.random.Generator, index: int, video: SynthVideo, extra: bool) -> dict:
+        vid = _unique_id(rng, _HEX, 10, self.taken)
+        names = _ytvos_names(rng, len(video.scene.frames))
+        return {"video": video, "vid": vid, "frame_names": names, "extra": extra}
+
+    def add(self, item: dict) -> None:
+        vid, video, names, extra = item["vid"], item["video"], item["frame_names"], item["extra"]
         scene = video.scene
         split = "test" if extra else self.split
         for i, name in enumerate(names):
@@ -161,7 +225,7 @@ class YtvosWriter:
             objects = {}
             for o in scene.objects:
                 objects[str(o.obj_id)] = {"category": o.shape}
-                if not self.davis:  # YouTube-VOS lists where each object is annotated
+                if self.object_frames:
                     vis = scene.mask(o.obj_id).any(axis=(1, 2))
                     objects[str(o.obj_id)]["frames"] = [n for n, v in zip(names, vis) if v]
             self.meta_obj[vid] = {"objects": objects}
@@ -182,25 +246,45 @@ class YtvosWriter:
     def finish(self) -> dict:
         mdir = os.path.join(self.root, "meta_expressions")
         write_json(os.path.join(mdir, self.split, "meta_expressions.json"), {"videos": self.meta_exp})
-        if self.split == "valid" and not self.davis:
+        if self.has_test_split and self.split == "valid":
             write_json(os.path.join(mdir, "test", "meta_expressions.json"), {"videos": self.test_exp})
         write_json(os.path.join(self.root, self.split, "meta.json"), {"videos": self.meta_obj})
         write_json(os.path.join(mdir, self.split, TEMPORAL_FILE), {"temporal": self.temporal})
-        return {"videos": self.truth, "temporal": set(self.temporal)}
+        return super().finish()
 
 
 class DavisWriter(YtvosWriter):
-    """Ref-DAVIS17, both as ReferFormer's converter leaves it (``<split>/``, ``meta_expressions/``) and as the
-    raw downloads it is made from (``DAVIS/`` with Annotations_unsupervised, ImageSets and
-    davis_semantics.json,
-    plus the four Khoreva files). Expression ``4k+a`` is annotator run ``a`` of object ``k``."""
+    """Ref-DAVIS17, both as ReferFormer's converter leaves it (``<split>/``, ``meta_expressions/``, a
+    ``meta.json`` without frames) and as the raw downloads it is made from (``DAVIS/`` with
+    Annotations_unsupervised, ImageSets and davis_semantics.json, plus the four Khoreva files). Expression
+    ``4k+a`` is annotator run ``a`` of object ``k``; sequences are named after their first object."""
 
-    def __init__(self, root: str, split: str):
-        super().__init__(root, split, davis=True)
+    name = "davis"
+    default_split = "valid"
+    layout = frozenset({"train", "valid", "meta_expressions", "DAVIS", "davis_text_annotations"})
+    has_test_split = False
+    object_frames = False
+
+    def __init__(self, root: str, split: str, **options: Any):
+        super().__init__(root, split, **options)
         self.lines: List[List[str]] = [[] for _ in range(4)]
         self.sequences: List[str] = []
 
-    def add(self, item: dict, extra: bool = False) -> None:
+    def owned_paths(self) -> List[str]:
+        """Everything: the raw files list the sequences of both splits."""
+        return sorted(self.layout)
+
+    def describe(self, rng: np.random.Generator, index: int, video: SynthVideo, extra: bool) -> dict:
+        first = video.scene.objects[0]
+        names = [f"{k:05d}" for k in range(len(video.scene.frames))]
+        return {
+            "video": video,
+            "vid": f"{first.colour}-{first.shape}-{index:03d}",
+            "frame_names": names,
+            "extra": extra,
+        }
+
+    def add(self, item: dict) -> None:
         super().add(item)
         vid = item["vid"]
         raw = os.path.join(self.root, "DAVIS")
@@ -235,16 +319,52 @@ class DavisWriter(YtvosWriter):
 
 
 # ------------------------------------------------------------------------------------------------ a2d
-class A2DWriter:
+class A2DWriter(SynthWriter):
     """A2D-Sentences layout. Instance ids are 0-based (object k -> instance k-1); one sentence per instance;
-    one h5 per annotated frame (1-based name) holding the instances visible in that frame."""
+    one h5 per annotated frame (1-based name) holding the instances visible in that frame. Split ``all``
+    writes both subsets in one root, a ``test_fraction`` of the videos flagged test; the video set also lists
+    one video without sentences (as real A2D lists 28)."""
 
-    def __init__(self, root: str):
-        self.root = root
+    name = "a2d"
+    splits = ("train", "test", "all")
+    default_split = "all"
+    default_size = (320, 426)
+    layout = frozenset(
+        {"Release", "text_annotations", *(CACHE_FILE.format(split=s) for s in ("train", "test"))}
+    )
+    _SUBSETS = {"train": 0, "test": 1}  # videoset.csv's subset column
+
+    def __init__(self, root: str, split: str, **options: Any):
+        super().__init__(root, split, **options)
         self.videoset: List[str] = []
         self.text_rows = ["video_id,instance_id,query\n"]
-        self.truth: Dict[str, dict] = {}
-        self.temporal: List[str] = []
+
+    @classmethod
+    def check_size(cls, height: int, width: int) -> None:
+        super().check_size(height, width)
+        if height % 2 or width % 2:
+            raise ValueError(
+                f"a2d frames are encoded as yuv420p mp4 and need even sides, got {height}x{width}"
+            )
+
+    def annotated_frames(self, num_frames: int) -> List[int]:
+        """Evenly spaced annotated frames, 0-based (3, or 2 in very short videos)."""
+        n = 3 if num_frames >= 6 else 2
+        return sorted(
+            {min(num_frames - 1, max(0, int(round(k * num_frames / (n + 1))) - 1)) for k in range(1, n + 1)}
+        )
+
+    def describe(self, rng: np.random.Generator, index: int, video: SynthVideo, extra: bool) -> dict:
+        t = len(video.scene.frames)
+        in_test = int(rng.random() < self.test_fraction)  # drawn for every split: the same stream of draws
+        return {
+            "video": video,
+            "subset": self._SUBSETS.get(self.split, in_test),
+            "codes": {o.obj_id: int(rng.choice(A2D_ACTOR_ACTIONS)) for o in video.scene.objects},
+            "vid": _unique_id(rng, _YT, 11, self.taken),
+            "frame_names": [f"{k + 1:05d}" for k in range(t)],
+            "annotated": self.annotated_frames(t),
+        }
 
     def add(self, item: dict) -> None:
         vid, video, subset, codes = item["vid"], item["video"], item["subset"], item["codes"]
@@ -291,30 +411,47 @@ class A2DWriter:
         )
         self.truth[vid]["annotated_frames"] = list(item["annotated"])
 
-    def finish(self, missed: List[str]) -> dict:
-        """``missed``: ids listed in the video set without sentences (real A2D has 3782 - 3754 such
-        videos)."""
+    def finish(self) -> dict:
+        missed = [_unique_id(np.random.default_rng([self.seed, 2**32 - 1]), _YT, 11, self.taken)]
         rows = self.videoset + [f"{vid},11,0,1,320,480,24,3,0\n" for vid in missed]
         ta = os.path.join(self.root, "text_annotations")
         write_text(os.path.join(self.root, "Release", "videoset.csv"), "".join(rows))
         write_text(os.path.join(ta, "a2d_annotation.txt"), "".join(self.text_rows))
         write_text(os.path.join(ta, "a2d_missed_videos.txt"), "".join(v + "\n" for v in missed))
         write_json(os.path.join(ta, TEMPORAL_FILE), {"temporal": self.temporal})
-        return {"videos": self.truth, "temporal": set(self.temporal)}
+        return super().finish()
 
 
 # ---------------------------------------------------------------------------------------------- jhmdb
-class JHMDBWriter:
+class JHMDBWriter(SynthWriter):
     """JHMDB-Sentences layout: PNG frames (1-based), ``puppet_mask.mat`` of the actor (sometimes fewer masks
-    than frames), ``jhmdb_annotation.txt`` and the sample list (3 frames per video, drawn by the generator).
+    than frames), ``jhmdb_annotation.txt`` and the sample list (3 frames per video with masks, drawn here).
     """
 
-    def __init__(self, root: str):
-        self.root = root
+    name = "jhmdb"
+    splits = ("test",)
+    default_split = "test"
+    default_size = (240, 320)
+    layout = frozenset({"Rename_Images", "puppet_mask", "jhmdb_annotation.txt", SAMPLES_FILE, TEMPORAL_FILE})
+
+    def __init__(self, root: str, split: str, **options: Any):
+        super().__init__(root, split, **options)
         self.text_rows = ["video_id,query\n"]
         self.samples: List[list] = []
-        self.truth: Dict[str, dict] = {}
-        self.temporal: List[str] = []
+
+    def describe(self, rng: np.random.Generator, index: int, video: SynthVideo, extra: bool) -> dict:
+        t = len(video.scene.frames)
+        action = str(rng.choice(JHMDB_ACTIONS))
+        n_masks = t - 1 if (t > 3 and rng.random() < 0.3) else t  # JHMDB: masks may stop before the frames
+        drawn = sorted(rng.choice(n_masks, size=min(3, n_masks), replace=False).tolist())
+        return {
+            "video": video,
+            "vid": f"Synth_clip_{index:04d}_{action}_f_cm_np1_fr_med_0",
+            "action": action,
+            "frame_names": [f"{k + 1:05d}" for k in range(t)],
+            "mask_frames": n_masks,
+            "annotated": drawn,
+        }
 
     def add(self, item: dict) -> None:
         vid, video, action = item["vid"], item["video"], item["action"]
@@ -353,6 +490,12 @@ class JHMDBWriter:
 
     def finish(self) -> dict:
         write_text(os.path.join(self.root, "jhmdb_annotation.txt"), "".join(self.text_rows))
-        write_json(os.path.join(self.root, "jhmdb_sentences_samples_metadata.json"), self.samples)
+        write_json(os.path.join(self.root, SAMPLES_FILE), self.samples)
         write_json(os.path.join(self.root, TEMPORAL_FILE), {"temporal": self.temporal})
-        return {"videos": self.truth, "temporal": set(self.temporal)}
+        return super().finish()
+
+
+# format name -> writer, in the order the command line lists them
+WRITERS: Dict[str, Type[SynthWriter]] = {
+    w.name: w for w in (YtvosWriter, DavisWriter, A2DWriter, JHMDBWriter)
+}
