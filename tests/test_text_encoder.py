@@ -74,8 +74,9 @@ def test_freezing():
 
 
 def test_bad_inputs(minilm):
-    with pytest.raises(ValueError, match="empty"):
-        minilm(["a dog", ""], CPU)
+    for bad in ("", "  ", "\x00\x00\x00", "\x1b\x07"):
+        with pytest.raises(ValueError, match="no printable character"):
+            minilm(["a dog", bad], CPU)
     with pytest.raises(ValueError, match="no expressions"):
         minilm([], CPU)
     with pytest.raises(ValueError, match="sentence_feature"):
@@ -122,3 +123,17 @@ def test_tiny_roberta_pooler():
         out = enc.model(**enc.tokenizer([sentence, "a dog"], padding="longest", return_tensors="pt"))
     torch.testing.assert_close(sent, enc.txt_proj(out.pooler_output))
     assert words.shape == (2, 14, 128) and mask[1].sum() == 14 - 4
+
+
+def test_long_expressions_are_truncated_with_a_warning(minilm, caplog):
+    assert minilm.max_tokens == 512  # MiniLM (BERT): 512 positions, no padding offset
+    long = " ".join(["dog"] * 3000)
+    with caplog.at_level("WARNING", logger="soc.modeling.text_encoder"):
+        tokens = minilm.tokenize([long, "a dog"], CPU)
+        words, mask, sentence = minilm([long, "a dog"], CPU)
+    assert tokens["input_ids"].shape == (2, 512)
+    assert "3002 tokens truncated to the text encoder's 512" in caplog.text
+    assert words.shape[:2] == (2, 512) and torch.isfinite(sentence).all()
+    # the truncated expression is encoded as its first 511 tokens plus the closing special token
+    head = minilm.tokenizer([long])["input_ids"][0]
+    assert tokens["input_ids"][0].tolist() == head[:511] + [head[-1]]

@@ -1,7 +1,8 @@
 """The text encoder: a Hugging Face transformer, its tokenizer, and the resizer to the model width.
 
 As the authors' ``SOC.forward_text``: word features = ``last_hidden_state`` → ``txt_proj``; sentence feature =
-``pooler_output`` → the same ``txt_proj``; tokenisation pads to the longest expression and never truncates.
+``pooler_output`` → the same ``txt_proj``; tokenisation pads to the longest expression. Differences: an
+expression longer than the encoder's positions is truncated with a warning (the authors' code fails on it).
 The encoder is frozen by default but follows the module's train/eval mode (its dropout is active in training,
 as in the authors' code). Differences: encoders without a pooler (e.g. MiniLM) can use the mean of the word
 features or the first token (``SENTENCE_FEATURE``); the resizer lives here rather than on the model.
@@ -105,17 +106,38 @@ class TextEncoder(nn.Module):
             "sentence_feature": c.SENTENCE_FEATURE,
         }
 
+    @property
+    def max_tokens(self) -> int:
+        """Most tokens (special tokens included) the encoder's position embeddings can take."""
+        config = self.model.config
+        limit = getattr(config, "max_position_embeddings", None) or 10**9
+        if config.model_type in ("roberta", "xlm-roberta", "camembert"):
+            limit -= config.pad_token_id + 1  # positions start after the padding index
+        tokenizer_limit = self.tokenizer.model_max_length
+        return min(limit, tokenizer_limit) if tokenizer_limit < 10**9 else limit
+
     def tokenize(self, expressions: Sequence[str], device: torch.device) -> Dict[str, Tensor]:
-        """Tokenise a batch of expressions, padded to the longest, never truncated."""
+        """Tokenise a batch of expressions, padded to the longest; an expression longer than
+        :attr:`max_tokens` is truncated to it with a warning."""
         expressions = list(expressions)
         if not expressions:
             raise ValueError("TextEncoder: no expressions given")
         for i, e in enumerate(expressions):
-            if not isinstance(e, str) or not e.strip():
+            if not isinstance(e, str) or not "".join(c for c in e if c.isprintable()).strip():
                 raise ValueError(
-                    f"TextEncoder: expression {i} is empty ({e!r}); every clip needs an expression"
+                    f"TextEncoder: expression {i} ({e!r}) has no printable character; every clip needs an "
+                    "expression"
                 )
-        tokens = self.tokenizer(expressions, padding="longest", return_tensors="pt")
+        limit = self.max_tokens
+        lengths = [len(ids) for ids in self.tokenizer(expressions)["input_ids"]]
+        for e, n in zip(expressions, lengths):
+            if n > limit:
+                logger.warning(
+                    "expression of %d tokens truncated to the text encoder's %d: %.60r...", n, limit, e
+                )
+        tokens = self.tokenizer(
+            expressions, padding="longest", truncation=True, max_length=limit, return_tensors="pt"
+        )
         return {k: v.to(device) for k, v in tokens.items()}
 
     def forward(self, expressions: Sequence[str], device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
