@@ -1,4 +1,5 @@
 """Run a trained SOC model on a raw video for one or several expressions."""
+
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
@@ -36,6 +37,17 @@ class SOCPredictor:
         """
         if not text.strip():
             raise ValueError("the expression is empty")
+        if len(frames) == 0:
+            raise ValueError("no frames given")
+        for t, frame in enumerate(frames):
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"frame {t}: expected RGB uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
+            if frame.shape != frames[0].shape:
+                raise ValueError(
+                    f"frame {t} is {frame.shape} but frame 0 is {frames[0].shape}: one size per video"
+                )
+        if self.window < 0:
+            raise ValueError(f"window must be >= 0 (0 = the whole video), got {self.window}")
         height, width = frames[0].shape[:2]
         tfm = self.resize.get_transform(frames[0])
         step = self.window if self.window > 0 else len(frames)
