@@ -10,6 +10,6 @@ def sq(r0, r1, c0, c1, n=5):
     return m
 
 
-# The ground-truth masks of the formats_metrics §6 worked examples.
+# The ground-truth masks of the worked examples of docs/formats_and_metrics.md §6.
 G = sq(1, 4, 1, 4)
 Z = np.zeros((5, 5), bool)

@@ -1,5 +1,6 @@
-"""A2DSentencesEvaluator / JHMDBSentencesEvaluator: formats_metrics §6.4 end to end (P@K, oIoU, mIoU and
-COCOeval mAP from pycocotools), every-query mAP, GT from masks, from h5/mat files and from a COCO json."""
+"""A2DSentencesEvaluator / JHMDBSentencesEvaluator: docs/formats_and_metrics.md §6.4 end to end (P@K, oIoU,
+mIoU and COCOeval mAP from pycocotools), every-query mAP, GT from masks, from h5/mat files and from a COCO
+json."""
 
 import json
 import os

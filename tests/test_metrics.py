@@ -1,6 +1,5 @@
-"""soc.evaluation.metrics on hand-made masks: the worked examples of formats_metrics §6 (computed there with
-the
-official DAVIS code and pycocotools), reproduced to 1e-6, plus hand-derived edge cases."""
+"""soc.evaluation.metrics on hand-made masks: the worked examples of docs/formats_and_metrics.md §6 (values
+of the official DAVIS code and pycocotools), reproduced to 1e-6, plus hand-derived edge cases."""
 
 import math
 
@@ -30,7 +29,7 @@ TOL = 1e-6
 
 O = np.ones((5, 5), bool)
 
-# formats_metrics §6.1: (GT, prediction, J, F, J&F)
+# docs/formats_and_metrics.md §6.1: (GT, prediction, J, F, J&F)
 SINGLE_FRAME = [
     ("1 identical", G, G, 1, 1, 1),
     ("2 shift right", G, sq(1, 4, 2, 5), 0.5, 1.0, 0.75),
@@ -59,9 +58,8 @@ def test_single_frame_worked_examples(name, gt, pred, j, f, jf):
 
 @pytest.mark.parametrize("shift,j,f", [(1, 0.5, 1.0), (2, 0.2, 0.666667), (3, 0.0, 0.5)])
 def test_row14_10x10_shifts(shift, j, f):
-    # §6.1 row 14: sq(3:6, 3:6) in a 10x10 frame shifted right. The numbers of the table are those of the
-    # default tolerance, which is ceil(0.008 * 14.14) = 1 pixel on a 10x10 frame (the table's "r = 2" label
-    # does not match its numbers; see test_row14_with_radius_2 for r = 2).
+    # §6.1 row 14: sq(3:6, 3:6) in a 10x10 frame shifted right, at the default tolerance, which is
+    # ceil(0.008 * 14.14) = 1 pixel on a 10x10 frame (see test_row14_with_radius_2 for r = 2).
     gt = sq(3, 6, 3, 6, 10)
     pred = sq(3, 6, 3 + shift, 6 + shift, 10)
     assert boundary_radius(10, 10) == 1
@@ -126,7 +124,7 @@ def test_radius_pixels_when_bound_th_at_least_one():
 
 
 def test_disk_kernel_differs_from_ellipse():
-    # §7.6: 13 vs 17 pixels at r = 2, 197 vs 213 at r = 8
+    # §7.2: 13 vs 17 pixels at r = 2, 197 vs 213 at r = 8
     for r, n_disk, n_ell in ((2, 13, 17), (8, 197, 213)):
         assert disk(r).sum() == n_disk
         assert cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)).sum() == n_ell

@@ -3,8 +3,8 @@
 DAVIS-2017 region and boundary measures (J, F), their per-object statistics (mean, recall, decay), the
 unsupervised DAVIS protocol (Hungarian id matching), the per-expression aggregation of Ref-YouTube-VOS, and
 the A2D/JHMDB-Sentences quantities (precision@K, overall and mean IoU, COCO mask AP). Written from the
-protocol descriptions in ``formats_metrics.md`` §5; numbers agree with the official tools on its §6 test
-vectors.
+protocol descriptions in ``docs/formats_and_metrics.md`` §5; numbers agree with the official tools on its
+§6 worked examples.
 
 Masks are boolean (any non-zero value is foreground), ``(H, W)`` for one frame or ``(T, H, W)`` for a
 sequence.
@@ -250,8 +250,7 @@ def evaluate_unsupervised(
 
     Returns:
         (J ``(N_gt, T)``, F ``(N_gt, T)``, matched predicted index per row ``(N_gt,)``); rows follow the order
-        of
-        the matched predicted ids, as the official tool's per-object rows do.
+        of the matched predicted ids, as the official tool's per-object rows do.
     """
     gt = np.asarray(gt_masks).astype(bool)
     pred = np.asarray(pred_masks).astype(bool)

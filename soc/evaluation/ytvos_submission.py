@@ -1,8 +1,8 @@
 """Files the benchmarks' servers and tools read: the Ref-YouTube-VOS submission and DAVIS palette PNGs.
 
-Ref-YouTube-VOS (formats_metrics §1.5): ``Annotations/<video_id>/<exp_id>/<frame>.png``, one single-channel
-8-bit ``L`` PNG per listed frame at the original size, 0 = background and 255 = foreground, zipped with
-``Annotations/`` as the top folder of the archive. Ref-DAVIS17 (§2.3): indexed palette PNGs
+Ref-YouTube-VOS (``docs/formats_and_metrics.md`` §1.5): ``Annotations/<video_id>/<exp_id>/<frame>.png``, one
+single-channel 8-bit ``L`` PNG per listed frame at the original size, 0 = background and 255 = foreground,
+zipped with ``Annotations/`` as the top folder of the archive. Ref-DAVIS17 (§2.3): indexed palette PNGs
 ``anno_<a>/<seq>/%05d.png``.
 """
 
@@ -48,8 +48,7 @@ def write_expression_masks(
 
 def zip_submission(root: str, zip_path: Optional[str] = None) -> str:
     """Zip ``<root>/Annotations`` into ``zip_path`` (default ``<root>/submission.zip``) with ``Annotations/``
-    as
-    the archive's top folder, files in sorted order (a deterministic archive for the same masks).
+    as the archive's top folder, files in sorted order (a deterministic archive for the same masks).
 
     Returns:
         the path of the zip file.

@@ -1,12 +1,11 @@
 """A2D-Sentences: ``load_a2d_sentences(root, split)`` and ``register_a2d_sentences(name, root, split)``.
 
-Files read (formats_metrics §3): ``Release/videoset.csv`` (9 columns, no header; column 9: 0 train, 1 test),
-``text_annotations/a2d_missed_videos.txt``, ``text_annotations/a2d_annotation.txt`` (header
-``video_id,instance_id,query``) and the ``instance`` field of each
+Files read (``docs/formats_and_metrics.md`` §3): ``Release/videoset.csv`` (9 columns, no header; column 9:
+0 train, 1 test), ``text_annotations/a2d_missed_videos.txt``, ``text_annotations/a2d_annotation.txt``
+(header ``video_id,instance_id,query``) and the ``instance`` field of each
 ``text_annotations/a2d_annotation_with_instances/<vid>/<frame:05d>.h5``. When MTTR's cache
-``a2d_sentences_single_frame_<split>_annotations.json`` (rows ``[query, video_id, frame_idx,
-instance_id]``) exists
-at the root, it replaces the text/h5 scan (``datasets/prepare_a2d_sentences.py`` writes it).
+``a2d_sentences_single_frame_<split>_annotations.json`` (rows ``[query, video_id, frame_idx, instance_id]``)
+exists at the root, it replaces the text/h5 scan (``datasets/prepare_a2d_sentences.py`` writes it).
 
 One record per sample = (sentence, video, annotated frame, instance), for every annotated frame whose h5
 lists the instance, as MTTR builds them. Frames stay in ``Release/clips320H/<vid>.mp4`` and are decoded by

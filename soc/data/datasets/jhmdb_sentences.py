@@ -1,20 +1,16 @@
 """JHMDB-Sentences (evaluation only): ``load_jhmdb_sentences(root)`` and ``register_jhmdb_sentences(name,
 root)``.
 
-Files (formats_metrics §4): ``Rename_Images/<action>/<vid>/%05d.png`` (1-based), ``puppet_mask/<action>/<vid>/
-puppet_mask.mat`` (``part_mask`` (H, W, T)), ``jhmdb_annotation.txt`` (header ``video_id,query``) and the
-sample
-list ``jhmdb_sentences_samples_metadata.json`` (MTTR rows ``[video_id, frame_path, mask_path,
-video_total_frames,
-query]``).
+Files (``docs/formats_and_metrics.md`` §4): ``Rename_Images/<action>/<vid>/%05d.png`` (1-based),
+``puppet_mask/<action>/<vid>/puppet_mask.mat`` (``part_mask`` (H, W, T)), ``jhmdb_annotation.txt`` (header
+``video_id,query``) and the sample list ``jhmdb_sentences_samples_metadata.json`` (MTTR rows ``[video_id,
+frame_path, mask_path, video_total_frames, query]``).
 
 Samples: the loader **reads the sample list** when it exists, because the three frames per video are a random
 draw and numbers are only comparable on the same draw (SOC ships its own list; put it at the root). Without
-it,
-the loader draws three frames per video itself with ``random.Random(seed)`` (default seed 0) in file order,
-from
-the frames that have masks (the ``part_mask`` length is read from the .mat header with ``scipy.io.whosmat``,
-no mask is decoded); ``datasets/prepare_jhmdb_sentences.py`` writes such a draw to disk.
+it, the loader draws three frames per video itself with ``random.Random(seed)`` (default seed 0) in file
+order, from the frames that have masks (the ``part_mask`` length is read from the .mat header with
+``scipy.io.whosmat``, no mask is decoded); ``datasets/prepare_jhmdb_sentences.py`` writes such a draw to disk.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Ref-DAVIS17: ``load_ref_davis17(root, ...)`` and ``register_ref_davis17(name, root, ...)``.
 
-Two layouts are read (formats_metrics §2):
+Two layouts are read (``docs/formats_and_metrics.md`` §2):
 
 - the raw downloads, unchanged: ``DAVIS/{JPEGImages,Annotations_unsupervised}/480p/<seq>/%05d.*``,
   ``DAVIS/ImageSets/2017/{train,val}.txt``, ``DAVIS/davis_semantics.json`` and the four Khoreva files in

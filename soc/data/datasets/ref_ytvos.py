@@ -1,8 +1,8 @@
 """Ref-YouTube-VOS: ``load_ref_ytvos(root, split)`` and ``register_ref_ytvos(name, root, split)``.
 
-Layout (formats_metrics §1): ``meta_expressions/<split>/meta_expressions.json``,
-``<split>/JPEGImages/<vid>/<frame>.jpg``,
-``<split>/Annotations/<vid>/<frame>.png`` (train; SynthRVOS valid too) and ``<split>/meta.json``.
+Layout (``docs/formats_and_metrics.md`` §1): ``meta_expressions/<split>/meta_expressions.json``,
+``<split>/JPEGImages/<vid>/<frame>.jpg``, ``<split>/Annotations/<vid>/<frame>.png`` (train; SynthRVOS valid
+too) and ``<split>/meta.json``.
 
 Only the JSON files are read; frames and masks are paths, decoded by the mappers. The ``valid`` split is the
 keys of ``meta_expressions/valid`` minus those of ``meta_expressions/test`` (the 202 submission videos).
