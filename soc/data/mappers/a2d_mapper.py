@@ -33,24 +33,24 @@ class A2DMapper:
     """
 
     @configurable
-    def __init__(self, *, augmentations: List[T.Augmentation], window_size: int, is_train: bool = True):
+    def __init__(self, *, is_train: bool, augmentations: List[T.Augmentation], window_size: int):
         """
         Args:
-            augmentations: sampled once per clip, applied to every frame and to the mask.
-            window_size: frames per window (w).
             is_train: add ``targets`` (``masks`` ``(1, H, W)``, ``boxes`` ``(1, 4)``, ``is_visible`` ``(1,)``
                 of the annotated frame).
+            augmentations: sampled once per clip, applied to every frame and to the mask.
+            window_size: frames per window (w).
         """
+        self.is_train = is_train
         self.augmentations = T.AugmentationList(augmentations)
         self.window_size = window_size
-        self.is_train = is_train
 
     @classmethod
     def from_config(cls, cfg: CfgNode, is_train: bool = True) -> dict:
         return {
+            "is_train": is_train,
             "augmentations": build_clip_augmentation(cfg, is_train),
             "window_size": cfg.INPUT.SAMPLING_FRAME_NUM if is_train else cfg.INPUT.TEST_WINDOW,
-            "is_train": is_train,
         }
 
     def _read_window(self, record: dict) -> Tuple[List[np.ndarray], List[int], List[str], List[str]]:
