@@ -263,7 +263,7 @@ def test_all_query_masks(model):
 
 
 def test_empty_expression_is_an_error(model):
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="no printable character"):
         model([{"frames": clip(1), "expression": "  ", "height": 64, "width": 96}])
 
 
