@@ -5,6 +5,7 @@ The CPU kernel is always built. The CUDA kernel is built too when a CUDA toolkit
 or when ``FORCE_CUDA=1``, unless ``SOC_SKIP_CUDA=1`` (CPU-only builds for quick iteration); without a
 visible GPU the target architectures default to sm_80 and sm_90 (override with ``TORCH_CUDA_ARCH_LIST``).
 """
+
 import glob
 import os
 
@@ -87,7 +88,9 @@ def get_extensions():
 setup(
     name="soc",
     version=_version(),
-    description="SOC: Semantic-assisted Object Cluster for referring video object segmentation (Detectron2 project)",
+    description=(
+        "SOC: Semantic-assisted Object Cluster for referring video object segmentation (Detectron2 project)"
+    ),
     packages=find_packages(exclude=("tests", "tests.*", "benchmarks", "tools", "projects")),
     python_requires=">=3.9",
     # detectron2 is a prerequisite installed separately (see README: official git route or sal-detectron2).

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """SOC training and evaluation, the standard Detectron2 entry.
 
-    python train_net.py --config-file projects/SOC/configs/ref_ytvos/soc_swin_t_scratch.yaml --num-gpus 8
-    python train_net.py --config-file ... --eval-only MODEL.WEIGHTS path/to/model.pth
-    python train_net.py --config-file ... --resume
+python train_net.py --config-file projects/SOC/configs/ref_ytvos/soc_swin_t_scratch.yaml --num-gpus 8
+python train_net.py --config-file ... --eval-only MODEL.WEIGHTS path/to/model.pth
+python train_net.py --config-file ... --resume
 """
+
 import soc  # noqa: F401  (first: registers SOC; see soc/__init__.py on the import-time warnings)
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The paper's Table 3 ablation on SynthRVOS: full SOC, without VOC, without the contrastive loss, without both.
+"""The paper's Table 3 ablation on SynthRVOS: full SOC, without VOC, without the contrastive loss, without
+both.
 
     python benchmarks/ablation_synth.py [--output output/ablation] [--variants ...] [--opts KEY VALUE ...]
 
@@ -8,6 +9,7 @@ SynthRVOS valid split and prints J&F overall and on the temporal subset (look-al
 motion only). Uses the data `make demo` generates (generated here if missing). Takes about 4x the demo's
 training time; `--variants` runs a subset (e.g. two processes with OMP_NUM_THREADS=1, one per core).
 """
+
 import soc  # noqa: F401  (first: registers SOC; see soc/__init__.py on the import-time warnings)
 import argparse
 import json
@@ -37,7 +39,11 @@ def main(argv=None) -> dict:
     p.add_argument("--valid-videos", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="a subset, e.g. to run in parallel"
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        help="a subset, e.g. to run in parallel",
     )
     p.add_argument("--opts", default=[], nargs=argparse.REMAINDER, help="overrides applied to every variant")
     args = p.parse_args(argv)
@@ -48,7 +54,9 @@ def main(argv=None) -> dict:
         yaml = VARIANTS[name]
         out = os.path.join(args.output, name.replace("/", "").replace(" ", "_"))
         cfg = setup_cfg(os.path.join(CONFIGS, yaml), ["OUTPUT_DIR", out, "SEED", "42"] + args.opts)
-        ensure_synthrvos(MetadataCatalog.get(cfg.DATASETS.TEST[0]).root, args.train_videos, args.valid_videos, args.seed)
+        ensure_synthrvos(
+            MetadataCatalog.get(cfg.DATASETS.TEST[0]).root, args.train_videos, args.valid_videos, args.seed
+        )
         scores = train_and_evaluate(cfg)["results"]["refvos"]
         table[name] = {"J&F": scores["J&F"], "temporal J&F": scores.get("temporal/J&F", float("nan"))}
         print(f"{name}: {table[name]}", flush=True)

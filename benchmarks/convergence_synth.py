@@ -32,8 +32,8 @@ DEFAULT_CONFIG = os.path.join(ROOT, "projects/SOC/configs/synthetic/soc_tiny_syn
 
 
 def evaluation_rows(records: list) -> list:
-    """``[{"iteration", "J&F", "temporal J&F", "loss"}]`` from a ``metrics.json``: one row per evaluation, with
-    the median ``total_loss`` of the training records logged since the previous evaluation."""
+    """``[{"iteration", "J&F", "temporal J&F", "loss"}]`` from a ``metrics.json``: one row per evaluation,
+    with the median ``total_loss`` of the training records logged since the previous evaluation."""
     rows, losses = [], []
     for r in records:
         if "total_loss" in r:

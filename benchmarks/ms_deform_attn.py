@@ -175,7 +175,7 @@ def main() -> None:
         )
         ok = speedup >= 4 and r["kernel"]["peak_mb"] <= r["reference"]["peak_mb"]
         print(
-            f"goal (encoder forward+backward: kernel >= 4x faster by median and by minimum, memory no higher): "
+            "goal (encoder forward+backward: kernel >= 4x faster by median and minimum, memory no higher): "
             f"{'met' if ok else 'NOT met'} (>= {speedup:.1f}x, {r['kernel']['peak_mb']:.0f} MB vs "
             f"{r['reference']['peak_mb']:.0f} MB)"
         )

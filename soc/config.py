@@ -1,8 +1,8 @@
 """SOC's config keys. ``add_soc_config(cfg)`` only adds keys; it never changes detectron2's defaults.
 
-Defaults follow the authors' released configuration (``configs/refer_youtube_vos.yaml``, Video-Swin-T) unless a
-comment says otherwise; where the paper and the code differ, the code's behaviour is the default and the paper's
-variant sits behind a key (see README, "Paper vs code").
+Defaults follow the authors' released configuration (``configs/refer_youtube_vos.yaml``, Video-Swin-T) unless
+a comment says otherwise; where the paper and the code differ, the code's behaviour is the default and the
+paper's variant sits behind a key (see README, "Paper vs the authors' code").
 """
 
 from typing import Callable, List, Sequence, Tuple
@@ -13,7 +13,7 @@ from detectron2.config import get_cfg
 
 def add_soc_config(cfg: CN) -> None:
     """Add every SOC key, with its default, to a detectron2 config."""
-    # ---------------------------------------------------------------- backbone: Video Swin (torchvision Swin3D)
+    # -------------------------------------------------------------- backbone: Video Swin (torchvision Swin3D)
     cfg.MODEL.VIDEO_SWIN = CN()
     cfg.MODEL.VIDEO_SWIN.PATCH_SIZE = [1, 4, 4]  # (t, h, w); 1 in time: no temporal downsampling
     cfg.MODEL.VIDEO_SWIN.EMBED_DIM = 96  # T/S: 96, B: 128
@@ -166,8 +166,8 @@ _RULES: List[Tuple[str, Callable[[object], bool], str]] = [
 
 
 def check_soc_config(cfg: CN) -> None:
-    """Raise ``ValueError`` naming the key, its value and the allowed range for every value the code cannot run
-    with (``setup_cfg`` calls it; values a wrong YAML type would give are already refused by the merge)."""
+    """Raise ``ValueError`` naming the key, its value and the allowed range for every value the code cannot
+    run with (``setup_cfg`` calls it; values of a wrong YAML type are already refused by the merge)."""
     errors = []
     for key, ok, requirement in _RULES:
         value = cfg
@@ -180,8 +180,8 @@ def check_soc_config(cfg: CN) -> None:
 
 
 def setup_cfg(config_file: str, opts: Sequence[str] = ()) -> CN:
-    """A frozen, checked config: detectron2's defaults, SOC's keys, ``config_file`` (with its ``_BASE_`` chain),
-    then the ``KEY VALUE`` overrides ``opts``; ``ValueError`` names any key out of its range."""
+    """A frozen, checked config: detectron2's defaults, SOC's keys, ``config_file`` (with its ``_BASE_``
+    chain), then the ``KEY VALUE`` overrides ``opts``; ``ValueError`` names any key out of its range."""
     cfg = get_cfg()
     add_soc_config(cfg)
     cfg.merge_from_file(config_file)

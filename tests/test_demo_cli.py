@@ -1,4 +1,4 @@
-"""tools/demo.py's argument checks: every bad value stops at parsing with the argument and the allowed range."""
+"""tools/demo.py's argument checks: a bad value stops at parsing, naming the argument and its range."""
 
 import runpy
 from pathlib import Path

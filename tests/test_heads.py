@@ -43,7 +43,7 @@ def _grouped_conv_reference(head, queries, references, feats, sizes):
     ws, bs = params.split([sum(head.weight_nums), sum(head.bias_nums)], 1)
     ws, bs = ws.split(head.weight_nums, 1), bs.split(head.bias_nums, 1)
     n = len(head.weight_nums)
-    for i, ((o, c), wi, bi) in enumerate(zip(head.layer_shapes, ws, bs)):
+    for i, ((_, c), wi, bi) in enumerate(zip(head.layer_shapes, ws, bs)):
         x = F.conv2d(x, wi.reshape(-1, c, 1, 1), bi.reshape(-1), groups=B * T * Q)
         if i < n - 1:
             x = F.relu(x)

@@ -1,4 +1,4 @@
-"""Multi-scale deformable attention: hand-computed values, kernels vs reference, gradcheck, module, dispatch."""
+"""Multi-scale deformable attention: hand-computed values, kernels vs reference, gradcheck, dispatch."""
 
 import importlib
 import logging

@@ -1,4 +1,5 @@
 """SOC's optimizer: learning-rate groups by module, no decay on norms/embeddings, whole-model clipping."""
+
 import pytest
 import torch
 from detectron2.config import get_cfg
@@ -80,7 +81,9 @@ def test_full_model_clipping_scales_global_norm():
     for n, p in model.named_parameters():
         # SGD step = lr * clipped grad, and the clipped grad is 10 * (0.1 / total) for every element
         step = (before[n] - p.detach()).flatten()
-        torch.testing.assert_close(step, torch.full_like(step, 1e-3 * 10.0 * 0.1 / total), rtol=1e-6, atol=0)  # clip_grad_norm_ adds 1e-6 to the norm
+        torch.testing.assert_close(
+            step, torch.full_like(step, 1e-3 * 10.0 * 0.1 / total), rtol=1e-6, atol=0
+        )  # clip_grad_norm_ adds 1e-6 to the norm
 
 
 def test_unknown_optimizer():

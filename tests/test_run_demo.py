@@ -1,4 +1,5 @@
 """tools/run_demo.py (the `make demo` job) end to end with a few iterations on a tiny SynthRVOS."""
+
 import json
 import os
 import subprocess
@@ -12,7 +13,14 @@ CONFIG = ROOT / "projects/SOC/configs/synthetic/soc_tiny_instant_test.yaml"
 def test_run_demo_writes_the_summary_and_evaluates_once(tmp_path):
     out = tmp_path / "demo"
     env = dict(os.environ, SOC_DATASETS=str(tmp_path / "datasets"), OMP_NUM_THREADS="2")
-    cmd = [sys.executable, str(ROOT / "tools/run_demo.py"), "--config-file", str(CONFIG), "--output", str(out)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "tools/run_demo.py"),
+        "--config-file",
+        str(CONFIG),
+        "--output",
+        str(out),
+    ]
     cmd += ["--train-videos", "3", "--valid-videos", "2", "--overlays", "1"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

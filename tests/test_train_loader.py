@@ -1,4 +1,5 @@
 """The training stream is a pure function of (seed, position): resuming continues it exactly."""
+
 import itertools
 import random
 
@@ -32,7 +33,11 @@ def test_resume_continues_the_stream(num_workers):
 def test_epochs_are_permutations():
     ds = ClipStreamDataset([_records(4, "a"), _records(3, "b")], [_mapper, _mapper], seed=0)
     ids = [ds[p]["id"] for p in range(14)]
-    assert sorted(ids[:7]) == sorted(ids[7:]) == sorted([f"a{i}" for i in range(4)] + [f"b{i}" for i in range(3)])
+    assert (
+        sorted(ids[:7])
+        == sorted(ids[7:])
+        == sorted([f"a{i}" for i in range(4)] + [f"b{i}" for i in range(3)])
+    )
     assert ids[:7] != ids[7:]  # a new permutation per epoch (probability 1/5040 of a false failure)
 
 

@@ -1,4 +1,5 @@
-"""train_net.py end to end on a tiny SynthRVOS: multi-process training, exact resume after SIGKILL, bad weights."""
+"""Training end to end on a tiny SynthRVOS: two processes, exact resume after SIGKILL, bad weights."""
+
 import json
 import os
 import signal
@@ -13,8 +14,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "projects/SOC/configs/synthetic/soc_tiny_instant_test.yaml"
 
-# Trains with train_net's Trainer and appends every iteration's total loss to losses.jsonl (flushed), so that a
-# run killed at any moment leaves the losses of the iterations it finished.
+# Trains with SOC's Trainer and appends every iteration's total loss to losses.jsonl (flushed), so that a run
+# killed at any moment leaves the losses of the iterations it finished.
 TRAIN_SCRIPT = """
 import json, sys
 from detectron2.engine import HookBase

@@ -8,6 +8,7 @@ already, trains ``projects/SOC/configs/synthetic/soc_tiny_synth.yaml``, evaluate
 (overall and on the temporal subset), renders overlay videos of a few valid videos, plots the training curves
 and writes ``summary.json``.
 """
+
 import soc  # noqa: F401  (first: registers SOC; see soc/__init__.py on the import-time warnings)
 import argparse
 import json

@@ -1,4 +1,5 @@
-"""Training and inference: the Trainer, its optimizer and resumable data stream, the predictor, the demo pipeline."""
+"""Training and inference: the Trainer, its optimizer and resumable data stream, the predictor."""
+
 from .optimizer import build_soc_optimizer, soc_lr_factor
 from .predictor import SOCPredictor
 from .trainer import Trainer

@@ -1,4 +1,5 @@
 """The SOC optimizer: AdamW with per-module learning rates and whole-model gradient clipping."""
+
 from functools import partial
 from typing import Any, Dict, List
 
@@ -17,9 +18,7 @@ _EMBEDDING_PARAM_SUFFIXES = ("level_embed", "relative_position_bias_table")
 _RESIZER_NAMES = {"txt_proj", "resizer"}
 
 
-def soc_lr_factor(
-    name: str, *, backbone: float, text_encoder: float, linear_proj: float = 1.0
-) -> float:
+def soc_lr_factor(name: str, *, backbone: float, text_encoder: float, linear_proj: float = 1.0) -> float:
     """Learning-rate multiplier of parameter ``name`` (a ``named_parameters()`` name).
 
     The authors use three groups by name: the visual backbone, the text encoder (the HF model, not the
@@ -37,7 +36,9 @@ def soc_lr_factor(
     return 1.0
 
 
-def _split_embeddings(model: nn.Module, groups: List[Dict[str, Any]], weight_decay: float) -> List[Dict[str, Any]]:
+def _split_embeddings(
+    model: nn.Module, groups: List[Dict[str, Any]], weight_decay: float
+) -> List[Dict[str, Any]]:
     """Give embedding parameters their own groups with ``weight_decay``."""
     embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     embedding_ids |= {id(p) for n, p in model.named_parameters() if n.endswith(_EMBEDDING_PARAM_SUFFIXES)}
@@ -86,7 +87,9 @@ def build_soc_optimizer(cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer
     clip = solver.CLIP_GRADIENTS
     if clip.ENABLED and clip.CLIP_TYPE == "full_model":
         clipper = partial(torch.nn.utils.clip_grad_norm_, max_norm=clip.CLIP_VALUE, norm_type=clip.NORM_TYPE)
-        optimizer_type = _generate_optimizer_class_with_gradient_clipping(optimizer_type, global_clipper=clipper)
+        optimizer_type = _generate_optimizer_class_with_gradient_clipping(
+            optimizer_type, global_clipper=clipper
+        )
     else:
         optimizer_type = maybe_add_gradient_clipping(cfg, optimizer_type)
     return optimizer_type(groups, lr=solver.BASE_LR, **kwargs)

@@ -2,6 +2,7 @@
 
 Shared by ``tools/run_demo.py`` (`make demo`) and ``benchmarks/ablation_synth.py``.
 """
+
 import json
 import logging
 import os
@@ -37,8 +38,8 @@ def ensure_synthrvos(root: str, train_videos: int, valid_videos: int, seed: int)
 def train_and_evaluate(cfg: CfgNode) -> Dict:
     """Train ``cfg`` from scratch with SOC's :class:`Trainer`, then evaluate on ``DATASETS.TEST``.
 
-    The evaluation runs once, after training, and outside the timed part: ``train_seconds`` is the wall time of
-    the training loop with its logging and checkpointing.
+    The evaluation runs once, after training, and outside the timed part: ``train_seconds`` is the wall time
+    of the training loop with its logging and checkpointing.
 
     Returns ``{"results", "train_seconds", "eval_seconds", "iterations", "model"}``.
     """

@@ -4,6 +4,7 @@ Resuming at iteration ``i`` continues the stream at position ``i * IMS_PER_BATCH
 augmentation is seeded by its position, so a resumed run sees exactly the clips an uninterrupted run would
 have seen. Several datasets can be mixed with sampling ratios (joint image + video training).
 """
+
 import logging
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
@@ -133,5 +134,3 @@ def build_clip_train_loader(
 def step_seed(seed: int, iteration: int, rank: int) -> int:
     """Seed for the model's randomness (dropout, drop path) at one iteration of one process."""
     return _position_seed(seed, iteration * 65536 + rank)
-
-

@@ -1,4 +1,5 @@
-"""SOC's ``Trainer``: detectron2's ``DefaultTrainer`` with clip loaders, SOC's evaluators, optimizer and checkpointer."""
+"""SOC's ``Trainer``: detectron2's ``DefaultTrainer`` with clip loaders and SOC's evaluators, optimizer and
+checkpointer."""
 
 import logging
 import os

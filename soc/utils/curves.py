@@ -1,4 +1,5 @@
 """Training curves from detectron2's ``metrics.json`` (one JSON object per logged iteration)."""
+
 import json
 from typing import Dict, List, Sequence
 
@@ -9,7 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def read_metrics(path: str) -> List[Dict[str, float]]:
-    """The logged records of a ``metrics.json``, in order (a truncated last line, e.g. after a crash, is skipped)."""
+    """The logged records of a ``metrics.json``, in order (a truncated last line, as a crash leaves, is
+    skipped)."""
     records = []
     with open(path) as f:
         for line in f:

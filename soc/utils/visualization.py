@@ -1,4 +1,5 @@
 """Coloured mask overlays for referring segmentation results."""
+
 import os
 from collections import defaultdict
 from typing import List, Sequence
@@ -16,7 +17,15 @@ from .video_io import write_gif, write_mp4
 
 # Distinct, readable colours (RGB), one per expression.
 PALETTE = np.array(
-    [[230, 25, 75], [60, 180, 75], [0, 130, 200], [255, 225, 25], [145, 30, 180], [245, 130, 48], [70, 240, 240]],
+    [
+        [230, 25, 75],
+        [60, 180, 75],
+        [0, 130, 200],
+        [255, 225, 25],
+        [145, 30, 180],
+        [245, 130, 48],
+        [70, 240, 240],
+    ],
     dtype=np.float32,
 )
 
@@ -40,7 +49,8 @@ def overlay(frame: np.ndarray, masks: Sequence[np.ndarray], alpha: float = 0.5) 
 
 @torch.no_grad()
 def render_overlays(cfg: CfgNode, model, records: List[dict], out_dir: str, max_videos: int = 3) -> List[str]:
-    """Overlay every expression of up to ``max_videos`` videos (temporal ones first) as gif, mp4 and PNG frames.
+    """Overlay every expression of up to ``max_videos`` videos (temporal ones first) as gif, mp4 and a PNG
+    still.
 
     Returns the written gif paths.
     """
@@ -66,7 +76,8 @@ def render_overlays(cfg: CfgNode, model, records: List[dict], out_dir: str, max_
         Image.fromarray(strip).save(os.path.join(folder, "frame.png"))
         with open(os.path.join(folder, "expressions.txt"), "w") as f:
             f.writelines(
-                f"{k}\t{'temporal' if r.get('temporal') else 'plain'}\t{r['expression']}\n" for k, r in enumerate(exps)
+                f"{k}\t{'temporal' if r.get('temporal') else 'plain'}\t{r['expression']}\n"
+                for k, r in enumerate(exps)
             )
         written.append(os.path.join(folder, "overlay.gif"))
     return written
