@@ -129,8 +129,7 @@ def _stripes(n, h=16, w=24):
 
 def test_train_window_finds_object(tmp_path):
     """The object is visible in frames 7..8 only; meta.json lists no frames, so random anchors fall back to
-    the
-    frames where the masks show the object: every clip contains it."""
+    the frames where the masks show the object: every clip contains it."""
     frames = _stripes(10)
     index = np.zeros((10, 16, 24), dtype=np.uint8)
     index[7:9, 4:8, 4:8] = 1

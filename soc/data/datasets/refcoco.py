@@ -2,12 +2,11 @@
 dataset, split)``.
 
 Annotation files are COCO-style JSON with one "image" per expression, as MDETR
-(``final_<dataset>_<split>.json``)
-and ReferFormer/SOC (``instances_<dataset>_<split>.json``, made by ReferFormer's converter) ship them: each
-image
-has ``file_name``, ``height``, ``width``, ``caption`` and ``original_id`` (the COCO image id), MDETR's also
-``dataset_name``; each annotation has ``image_id``, ``bbox`` (xywh), ``segmentation`` (polygons or RLE),
-``area``, ``iscrowd`` and ``category_id``. Images are COCO ``train2014`` files.
+(``final_<dataset>_<split>.json``) and ReferFormer/SOC (``instances_<dataset>_<split>.json``, made by
+ReferFormer's converter) ship them: each image has ``file_name``, ``height``, ``width``, ``caption`` and
+``original_id`` (the COCO image id), MDETR's also ``dataset_name``; each annotation has ``image_id``, ``bbox``
+(xywh), ``segmentation`` (polygons or RLE), ``area``, ``iscrowd`` and ``category_id``. Images are COCO
+``train2014`` files.
 
 Searched under ``root`` (``$SOC_DATASETS/coco``), first match wins:
 ``<dataset>/instances_<dataset>_<split>.json``,
