@@ -13,6 +13,8 @@ from detectron2.config import get_cfg
 
 def add_soc_config(cfg: CN) -> None:
     """Add every SOC key, with its default, to a detectron2 config."""
+    cfg.MODEL.WEIGHTS_MIN_MATCHED = 0.9  # min share of model tensors loaded; 0 = any partial (fine-tuning)
+
     # -------------------------------------------------------------- backbone: Video Swin (torchvision Swin3D)
     cfg.MODEL.VIDEO_SWIN = CN()
     cfg.MODEL.VIDEO_SWIN.PATCH_SIZE = [1, 4, 4]  # (t, h, w); 1 in time: no temporal downsampling
