@@ -104,7 +104,11 @@ def add_soc_config(cfg: CN) -> None:
     # ---------------------------------------------------------------- inference
     cfg.MODEL.SOC.TEST = CN()
     cfg.MODEL.SOC.TEST.HEAD_LAYER = 0  # decoder layer whose heads give the predictions (code: 0; paper: -1)
-    cfg.MODEL.SOC.TEST.CLIP_LENGTH = 0  # frames per forward pass; 0 = the whole video at once (DAVIS: 36)
+    cfg.MODEL.SOC.TEST.CLIP_LENGTH = 0  # frames per window (forward pass); 0 = the whole video (DAVIS: 36)
+    cfg.MODEL.SOC.TEST.WINDOW_OVERLAP = 0  # frames shared by consecutive windows; 0 = authors' protocol
+    cfg.MODEL.SOC.TEST.ASSOCIATION = (
+        "independent"  # window's query: "independent" (authors') | "iou_embedding"
+    )
     cfg.MODEL.SOC.TEST.MASK_THRESHOLD = 0.5  # probability threshold of the binary masks
     cfg.MODEL.SOC.TEST.ALL_QUERY_MASKS = False  # also return every query's mask (A2D/JHMDB mAP)
 
@@ -148,6 +152,12 @@ _RULES: List[Tuple[str, Callable[[object], bool], str]] = [
     ("MODEL.SOC.TEXT_ENCODER.RESIZER_DROPOUT", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("MODEL.SOC.TEST.CLIP_LENGTH", lambda v: v >= 0, ">= 0 (0 = the whole video at once)"),
     ("MODEL.SOC.TEST.MASK_THRESHOLD", lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    ("MODEL.SOC.TEST.WINDOW_OVERLAP", lambda v: v >= 0, ">= 0 frames (and < the window length)"),
+    (
+        "MODEL.SOC.TEST.ASSOCIATION",
+        lambda v: v in ("independent", "iou_embedding"),
+        "independent | iou_embedding",
+    ),
     ("INPUT.MIN_SIZE_TRAIN", lambda v: len(_ints(v)) > 0 and min(_ints(v)) >= 1, "sizes >= 1 pixel"),
     ("INPUT.MAX_SIZE_TRAIN", lambda v: v >= 1, ">= 1 pixel"),
     (
