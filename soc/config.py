@@ -106,9 +106,7 @@ def add_soc_config(cfg: CN) -> None:
     cfg.MODEL.SOC.TEST.HEAD_LAYER = 0  # decoder layer whose heads give the predictions (code: 0; paper: -1)
     cfg.MODEL.SOC.TEST.CLIP_LENGTH = 0  # frames per window (forward pass); 0 = the whole video (DAVIS: 36)
     cfg.MODEL.SOC.TEST.WINDOW_OVERLAP = 0  # frames shared by consecutive windows; 0 = authors' protocol
-    cfg.MODEL.SOC.TEST.ASSOCIATION = (
-        "independent"  # window's query: "independent" (authors') | "iou_embedding"
-    )
+    cfg.MODEL.SOC.TEST.ASSOCIATION = "independent"  # a window's query: "independent" | "iou_embedding"
     cfg.MODEL.SOC.TEST.MASK_THRESHOLD = 0.5  # probability threshold of the binary masks
     cfg.MODEL.SOC.TEST.ALL_QUERY_MASKS = False  # also return every query's mask (A2D/JHMDB mAP)
 
