@@ -64,7 +64,8 @@ def test_binary_layout_and_json(folders, capsys, monkeypatch):
     run_cli(monkeypatch, "--pred", pred, "--gt", gt, "--json", out)
     with open(out) as f:
         saved = json.load(f)
-    assert set(saved) == {"J", "F", "J&F", "sequences"}
+    assert set(saved) == {"J", "F", "J&F", "sequences", "unscored_predictions"}
+    assert saved["unscored_predictions"] == []
     assert saved["J&F"] == pytest.approx(0.716787, abs=TOL)
     assert saved["sequences"]["vidA/0"] == pytest.approx({"J": 0.5, "F": 2 / 3})
     assert saved["sequences"]["vidB/0"] == pytest.approx({"J": 0.722222, "F": 0.978261}, abs=TOL)

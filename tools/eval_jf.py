@@ -8,7 +8,8 @@
 Layouts and scoring are those of :mod:`soc.evaluation.folder_eval`: predictions
 ``<pred>/<video>/<exp_id>/<frame>.png`` (non-zero = foreground); GT in the same binary layout, or palette PNGs
 ``<gt>/<video>/<frame>.png`` with ``--meta-expressions`` giving each expression's ``obj_id``. Prints a table
-in percent and the means as fractions; a missing or inconsistent file is an error naming it.
+in percent, how many (and which) predicted sequences the GT lacks, and the means as fractions; a missing or
+inconsistent file, or a prediction that is not a single-channel PNG, is an error naming it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def get_parser() -> argparse.ArgumentParser:
         help="meta_expressions.json with an obj_id per expression; selects the palette GT layout",
     )
     parser.add_argument(
-        "--json", metavar="OUT", help="write {J, F, J&F, sequences: {<video>/<exp_id>: {J, F}}}"
+        "--json",
+        metavar="OUT",
+        help="write {J, F, J&F, sequences: {<video>/<exp_id>: {J, F}}, unscored_predictions: [...]}",
     )
     parser.add_argument(
         "--missing",

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
+
+from soc.utils.video_io import WIDE_GREY_MODES, image_to_rgb
 
 __all__ = [
     "DataError",
@@ -29,6 +31,8 @@ __all__ = [
     "read_image",
     "read_palette_png",
     "read_binary_png",
+    "read_single_channel_png",
+    "check_same_size",
     "read_masks",
     "read_video_window",
     "centered_window",
@@ -81,11 +85,12 @@ def _decode(path: str, kind: str, convert: Callable[[Image.Image], np.ndarray]) 
 
 
 def read_image(path: str) -> np.ndarray:
-    """Read a frame file (JPEG/PNG) as uint8 RGB ``(H, W, 3)``.
+    """Read a frame file (JPEG/PNG) as uint8 RGB ``(H, W, 3)``; 16-bit grey frames are scaled to 8 bits
+    (``round(v / 257)``), not clipped.
 
     Raises ``FileNotFoundError`` for a missing file and :class:`DataError` for an undecodable one.
     """
-    return _decode(path, "frame", lambda img: np.asarray(img.convert("RGB")))
+    return _decode(path, "frame", image_to_rgb)
 
 
 def read_palette_png(path: str) -> np.ndarray:
@@ -114,6 +119,43 @@ def read_binary_png(path: str) -> np.ndarray:
         return arr.any(axis=-1) if arr.ndim == 3 else arr > 0
 
     return _decode(path, "mask", foreground)
+
+
+def read_single_channel_png(path: str) -> np.ndarray:
+    """Read a single-channel PNG (0 / non-zero, palette indices, or 16-bit grey) as bool ``(H, W)``,
+    non-zero = foreground.
+
+    Another image format, a colour PNG or an undecodable file raises :class:`DataError` naming the file.
+    """
+
+    def foreground(img: Image.Image) -> np.ndarray:
+        if img.format != "PNG":
+            raise DataError(f"{path} is a {img.format} file, not a PNG")
+        if img.mode not in ("1", "L", "P") + WIDE_GREY_MODES:
+            raise DataError(f"{path} has mode {img.mode!r}, not a single channel")
+        return np.array(img) > 0
+
+    return _decode(path, "mask", foreground)
+
+
+def check_same_size(
+    arrays: Sequence[np.ndarray], files: Sequence[str], kind: str, size: Optional[Tuple[int, int]] = None
+) -> None:
+    """Raise :class:`DataError` naming the first of ``files`` whose array is not ``size`` ``(H, W)``.
+
+    Args:
+        arrays: per-frame arrays ``(H, W, ...)`` read from ``files`` (same order).
+        kind: what they are, for the message ("frame", "annotation").
+        size: the expected ``(H, W)`` (the video's frame size); default that of the first array.
+    """
+    expected = tuple(arrays[0].shape[:2]) if size is None else tuple(int(v) for v in size)
+    source = f"as {files[0]}" if size is None else "(the frame size)"
+    for array, path in zip(arrays, files):
+        if tuple(array.shape[:2]) != expected:
+            raise DataError(
+                f"{kind} {path} is {tuple(array.shape[:2])} (H, W), expected {expected} {source}: all "
+                f"{kind}s of a video must have one size"
+            )
 
 
 def centered_window(center: int, num_frames: int, window: int) -> List[int]:
@@ -248,7 +290,9 @@ def read_masks(record: dict, frames: Optional[Sequence[int]] = None) -> np.ndarr
 
     Returns:
         bool ``(T, H, W)``: per frame, the union of the masks of ``obj_ids`` (all-False where absent).
-        For A2D, JHMDB and RefCOCO, ``T = 1`` (the annotated frame / the image).
+        For A2D, JHMDB and RefCOCO, ``T = 1`` (the annotated frame / the image). PNGs of another size than
+        the record's ``height``, ``width`` (or, without them, than the first PNG read) raise
+        :class:`DataError`.
     """
     ann = record.get("annotations")
     obj_ids = [int(o) for o in record.get("obj_ids") or []]
@@ -258,7 +302,11 @@ def read_masks(record: dict, frames: Optional[Sequence[int]] = None) -> np.ndarr
     if kind == "png":
         files = ann["files"]
         idx: Iterable[int] = range(len(files)) if frames is None else frames
-        return np.stack([np.isin(read_palette_png(files[i]), obj_ids) for i in idx])
+        paths = [files[i] for i in idx]
+        masks = [np.isin(read_palette_png(p), obj_ids) for p in paths]
+        size = (record["height"], record["width"]) if record.get("height") is not None else None
+        check_same_size(masks, paths, "annotation", size)
+        return np.stack(masks)
     if kind == "a2d_h5":
         masks = [_read_a2d_instance_mask(ann["file"], o) for o in obj_ids]
         return np.logical_or.reduce(masks)[None]

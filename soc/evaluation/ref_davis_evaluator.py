@@ -30,6 +30,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 from detectron2.data import DatasetCatalog
 
+from soc.utils.paths import safe_join
+
 from .metrics import db_statistics, evaluate_unsupervised, split_object_masks
 from .refvos_evaluator import GTReader, RefVOSEvaluator, RefVOSState, as_numpy
 from .ytvos_submission import write_index_png
@@ -110,13 +112,15 @@ def read_index_maps(record: dict) -> Tuple[List[str], np.ndarray]:
     """The sequence's GT index maps (value = object id, 255 = void) from its annotation PNGs.
 
     Returns:
-        (frame names in order, uint8 ``(T, H, W)``).
+        (frame names in order, uint8 ``(T, H, W)``); PNGs of different sizes raise ``DataError``.
     """
-    from soc.data.io import read_palette_png
+    from soc.data.io import check_same_size, read_palette_png
 
     files = record["annotations"]["files"]
     names = [os.path.splitext(os.path.basename(p))[0] for p in files]
-    return names, np.stack([read_palette_png(p) for p in files])
+    maps = [read_palette_png(p) for p in files]
+    check_same_size(maps, files, "annotation")
+    return names, np.stack(maps)
 
 
 def score_sequence(gt_maps: np.ndarray, pred_maps: np.ndarray, max_proposals: int = 20) -> List[ObjectStats]:
@@ -248,7 +252,7 @@ class RefDAVISEvaluator(RefVOSEvaluator):
         pred = np.stack([state[n][0] for n in names])
         if self._write_pngs:
             for t, index_map in enumerate(pred):
-                write_index_png(os.path.join(self._output_dir, f"anno_{run}", seq, f"{t:05d}.png"), index_map)
+                write_index_png(safe_join(self._output_dir, f"anno_{run}", seq, f"{t:05d}.png"), index_map)
         rec = self._records[seq]
         if not rec.get("annotations"):
             return

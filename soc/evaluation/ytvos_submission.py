@@ -15,6 +15,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from soc.utils.paths import safe_join
+
 __all__ = ["write_expression_masks", "zip_submission", "write_index_png"]
 
 
@@ -29,20 +31,18 @@ def write_expression_masks(
         masks: bool ``(T, H, W)`` at the original frame size.
 
     Returns:
-        the written paths.
+        the written paths. Every path is built with :func:`~soc.utils.paths.safe_join`: an id or frame name
+        that is not one safe path component raises ``ValueError`` before anything is written.
     """
     masks = np.asarray(masks)
     if masks.ndim != 3 or masks.shape[0] != len(frame_names):
         raise ValueError(
             f"{video_id}/{exp_id}: {len(frame_names)} frame names for masks of shape {masks.shape}"
         )
-    out_dir = os.path.join(root, "Annotations", str(video_id), str(exp_id))
-    os.makedirs(out_dir, exist_ok=True)
-    paths = []
-    for name, mask in zip(frame_names, masks):
-        path = os.path.join(out_dir, f"{name}.png")
+    paths = [safe_join(root, "Annotations", str(video_id), str(exp_id), f"{n}.png") for n in frame_names]
+    for path, mask in zip(paths, masks):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         Image.fromarray(mask.astype(bool).astype(np.uint8) * 255).save(path)
-        paths.append(path)
     return paths
 
 
@@ -50,21 +50,27 @@ def zip_submission(root: str, zip_path: Optional[str] = None) -> str:
     """Zip ``<root>/Annotations`` into ``zip_path`` (default ``<root>/submission.zip``) with ``Annotations/``
     as the archive's top folder, files in sorted order (a deterministic archive for the same masks).
 
+    Members are named by their path components under ``root``, each checked with
+    :func:`~soc.utils.paths.safe_join`: an unsafe name, or a file linking outside ``root``, raises
+    ``ValueError`` and no archive is written.
+
     Returns:
         the path of the zip file.
     """
     ann_dir = os.path.join(root, "Annotations")
     if not os.path.isdir(ann_dir):
         raise FileNotFoundError(f"no submission tree to zip: {ann_dir}")
+    entries = []  # archive members as lists of path components: folders too, as `zip -r` writes them
+    for dirpath, dirnames, filenames in os.walk(ann_dir):  # links to folders are not followed
+        dirnames.sort()
+        parts = os.path.relpath(dirpath, root).split(os.sep)
+        entries += [parts] + [parts + [name] for name in sorted(filenames)]
+    paths = [safe_join(root, *names) for names in entries]  # all checked before the archive is opened
     zip_path = zip_path or os.path.join(root, "submission.zip")
     tmp = zip_path + ".tmp"
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for dirpath, dirnames, filenames in os.walk(ann_dir):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, root)
-            zf.write(dirpath, rel_dir)  # directory entries too, as `zip -r` writes them
-            for name in sorted(filenames):
-                zf.write(os.path.join(dirpath, name), os.path.join(rel_dir, name))
+        for path, names in zip(paths, entries):
+            zf.write(path, "/".join(names))
     os.replace(tmp, zip_path)
     return zip_path
 

@@ -24,7 +24,7 @@ import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..io import DataError
-from .common import TEMPORAL_FILE, read_json, read_temporal_subset
+from .common import TEMPORAL_FILE, check_name, read_json, read_temporal_subset
 
 __all__ = ["load_a2d_sentences", "register_a2d_sentences", "a2d_samples", "a2d_image_id"]
 
@@ -55,6 +55,7 @@ def _read_split_videos(root: str, split: str) -> List[str]:
                 continue
             if len(row) != 9:
                 raise DataError(f"{videoset}:{lineno}: expected 9 columns, got {len(row)}")
+            check_name(row[0], f"{videoset}:{lineno}", "video id")
             try:
                 subset = int(float(row[8]))
             except ValueError as e:
@@ -150,6 +151,7 @@ def load_a2d_sentences(root: str, split: str, samples_file: Optional[str] = None
     ann_root = os.path.join(root, "text_annotations", "a2d_annotation_with_instances")
     records = []
     for query, vid, frame_idx, inst_id in (s[:4] for s in samples):
+        check_name(vid, cache, "video id")
         frame_idx, inst_id = int(frame_idx), int(inst_id)
         if not str(query).strip():
             raise DataError(f"{cache}: empty sentence for video {vid}, instance {inst_id}")

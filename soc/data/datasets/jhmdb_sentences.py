@@ -24,7 +24,7 @@ from typing import List, Optional
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..io import DataError, mat_read_errors
-from .common import TEMPORAL_FILE, read_json, read_temporal_subset
+from .common import TEMPORAL_FILE, check_name, read_json, read_temporal_subset
 
 __all__ = ["load_jhmdb_sentences", "register_jhmdb_sentences", "jhmdb_samples", "jhmdb_image_id"]
 
@@ -38,12 +38,14 @@ def jhmdb_image_id(video_id: str, frame_idx: int) -> str:
     return f"v_{video_id}_f_{frame_idx}"
 
 
-def _under(root: str, path: str, anchor: str) -> str:
-    """Re-root a path stored in the sample list (``./jhmdb_sentences/<anchor>/...``) under ``root``."""
-    parts = path.replace("\\", "/").split("/")
+def _under(root: str, path: object, anchor: str, source: str, key: str) -> str:
+    """Re-root a path stored in the sample list ``source`` (``./jhmdb_sentences/<anchor>/...``) under
+    ``root``; every component from ``anchor`` on must be a safe name (:func:`check_name`)."""
+    parts = str(path).replace("\\", "/").split("/")
     if anchor not in parts:
-        raise DataError(f"sample path {path!r} has no {anchor!r} component")
-    return os.path.join(root, *parts[parts.index(anchor) :])
+        raise DataError(f"{source}: {key} {path!r} has no {anchor!r} component")
+    tail = [check_name(p, source, f"{key} {path!r}: component") for p in parts[parts.index(anchor) :]]
+    return os.path.join(root, *tail)
 
 
 def _mat_length(path: str) -> int:
@@ -84,6 +86,7 @@ def jhmdb_samples(root: str, seed: int = 0, frames_per_video: int = 3) -> List[l
         if len(row) != 2:
             raise DataError(f"{text_file}:{lineno}: expected 2 columns, got {row}")
         vid, query = row
+        check_name(vid, f"{text_file}:{lineno}", "video id")
         if vid not in frame_dirs:
             raise FileNotFoundError(f"{text_file}:{lineno}: no frame folder Rename_Images/*/{vid}")
         action, fdir = frame_dirs[vid]
@@ -111,9 +114,10 @@ def load_jhmdb_sentences(root: str, samples_file: Optional[str] = None, seed: in
     temporal = read_temporal_subset(os.path.join(root, TEMPORAL_FILE))
     records = []
     for vid, frame_path, mask_path, total, query in samples:
+        check_name(vid, path, "video id")
         if not str(query).strip():
             raise DataError(f"{path}: empty sentence for video {vid}")
-        frame_path = _under(root, frame_path, "Rename_Images")
+        frame_path = _under(root, frame_path, "Rename_Images", path, f"video {vid}: frame path")
         frame_dir = os.path.dirname(frame_path)
         frame_idx = int(os.path.splitext(os.path.basename(frame_path))[0])
         total = int(total)
@@ -132,7 +136,7 @@ def load_jhmdb_sentences(root: str, samples_file: Optional[str] = None, seed: in
             "obj_ids": [1],
             "annotations": {
                 "type": "jhmdb_mat",
-                "file": _under(root, mask_path, "puppet_mask"),
+                "file": _under(root, mask_path, "puppet_mask", path, f"video {vid}: mask path"),
                 "frame": frame_idx - 1,
             },
         }

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..io import DataError
-from .common import read_json
+from .common import check_name, read_json
 from .ref_ytvos import load_ytvos_layout
 
 __all__ = ["load_ref_davis17", "register_ref_davis17", "read_khoreva_file", "build_ref_davis_meta"]
@@ -72,7 +72,7 @@ def build_ref_davis_meta(raw_root: str, split: str) -> Tuple[Dict[str, dict], Di
     if not os.path.isfile(set_file):
         raise FileNotFoundError(f"DAVIS image set missing: {set_file}")
     with open(set_file) as f:
-        sequences = [line.strip() for line in f if line.strip()]
+        sequences = [check_name(line.strip(), set_file, "sequence") for line in f if line.strip()]
     runs = [
         read_khoreva_file(os.path.join(raw_root, "davis_text_annotations", n), e) for n, e in KHOREVA_FILES
     ]

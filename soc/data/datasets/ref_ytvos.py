@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Set
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..io import DataError
-from .common import TEMPORAL_FILE, read_json, read_temporal_subset
+from .common import TEMPORAL_FILE, check_name, read_json, read_temporal_subset
 
 __all__ = ["load_ref_ytvos", "register_ref_ytvos", "load_ytvos_layout"]
 
@@ -53,7 +53,8 @@ def load_ytvos_layout(
             ``<root>/<split>/meta.json`` when it exists); used to check that every ``obj_id`` exists.
 
     Returns:
-        one record per (video, expression); see ``DEVELOPERS.md`` and ``datasets/README.md``.
+        one record per (video, expression); see ``DEVELOPERS.md`` and ``datasets/README.md``. Video ids,
+        frame names and expression ids that cannot be one path component raise :class:`DataError`.
     """
     if meta_videos is None:
         meta_file = os.path.join(root, "meta_expressions", split, "meta_expressions.json")
@@ -70,9 +71,10 @@ def load_ytvos_layout(
 
     records = []
     for vid, vmeta in meta_videos.items():
+        check_name(vid, meta_file, "video id")
         if exclude_videos and vid in exclude_videos:
             continue
-        frames = list(vmeta["frames"])
+        frames = [check_name(f, meta_file, f"video {vid}: frame name") for f in vmeta["frames"]]
         if not frames:
             raise DataError(f"{meta_file}: video {vid} lists no frames")
         file_names = [os.path.join(img_root, vid, f + ".jpg") for f in frames]
@@ -82,6 +84,7 @@ def load_ytvos_layout(
                 raise DataError(f"{objects_file}: video {vid} of {meta_file} is missing")
             vid_objects = objects[vid].get("objects", {})
         for exp_id, exp in vmeta["expressions"].items():
+            check_name(exp_id, meta_file, f"video {vid}: expression id")
             text = exp.get("exp", "")
             if not isinstance(text, str) or not text.strip():
                 raise DataError(f"{meta_file}: empty expression for video {vid}, exp_id {exp_id}")

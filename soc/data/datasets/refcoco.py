@@ -23,7 +23,7 @@ from typing import List, Optional
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..io import DataError
-from .common import read_json
+from .common import check_name, read_json
 
 __all__ = ["load_refcoco", "register_refcoco", "refcoco_annotation_file"]
 
@@ -76,13 +76,14 @@ def load_refcoco(root: str, dataset: str, split: str, image_root: Optional[str] 
             skipped += 1
             continue
         ann = img_anns[0]  # one referred object per expression
-        stem = os.path.splitext(img["file_name"])[0]
+        file_name = check_name(img["file_name"], path, f"image id {img['id']}: file_name")
+        stem = os.path.splitext(file_name)[0]
         records.append(
             {
-                "video_id": str(img.get("original_id", stem)),
-                "exp_id": str(img["id"]),
+                "video_id": check_name(str(img.get("original_id", stem)), path, "original_id"),
+                "exp_id": check_name(str(img["id"]), path, "image id"),
                 "expression": caption,
-                "file_names": [os.path.join(image_root, img["file_name"])],
+                "file_names": [os.path.join(image_root, file_name)],
                 "frame_names": [stem],
                 "height": int(img["height"]),
                 "width": int(img["width"]),

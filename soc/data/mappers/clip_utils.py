@@ -15,7 +15,7 @@ from detectron2.config import CfgNode
 from detectron2.data import transforms as T
 from fvcore.transforms.transform import HFlipTransform
 
-from ..io import DataError, mask_source_name, normalize_expression, read_image
+from ..io import DataError, check_same_size, mask_source_name, normalize_expression, read_image
 
 __all__ = [
     "swap_left_right",
@@ -94,12 +94,7 @@ def read_frames(file_names: Sequence[str], indices: Sequence[int]) -> List[np.nd
         if i not in cache:
             cache[i] = read_image(file_names[i])
         frames.append(cache[i])
-    shape = frames[0].shape
-    for i, f in zip(indices, frames):
-        if f.shape != shape:
-            raise DataError(
-                f"frame {file_names[i]} is {f.shape[:2]}, but {file_names[indices[0]]} is {shape[:2]}"
-            )
+    check_same_size(frames, [file_names[i] for i in indices], "frame")
     return frames
 
 

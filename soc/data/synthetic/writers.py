@@ -19,6 +19,8 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple, Type
 
 import numpy as np
 
+from soc.utils.paths import safe_join
+
 from ..datasets.a2d_sentences import CACHE_FILE
 from ..datasets.common import TEMPORAL_FILE
 from ..datasets.jhmdb_sentences import SAMPLES_FILE
@@ -127,6 +129,11 @@ class SynthWriter(ABC):
         if height < 1 or width < 1:
             raise ValueError(f"frames need positive sides, got {height}x{width}")
 
+    def path(self, *names: str) -> str:
+        """``<root>/<name>/...`` for single, safe path components (``ValueError`` otherwise; see
+        :func:`~soc.utils.paths.safe_join`): ids and names never leave the root."""
+        return safe_join(self.root, *names)
+
     def owned_paths(self) -> List[str]:
         """Paths under the root that this split writes (replaced with ``force``, else a clash)."""
         return sorted(self.layout)
@@ -207,11 +214,9 @@ class YtvosWriter(SynthWriter):
         scene = video.scene
         split = "test" if extra else self.split
         for i, name in enumerate(names):
-            write_jpeg(os.path.join(self.root, split, "JPEGImages", vid, name + ".jpg"), scene.frames[i])
+            write_jpeg(self.path(split, "JPEGImages", vid, name + ".jpg"), scene.frames[i])
             if not extra:
-                write_palette_png(
-                    os.path.join(self.root, split, "Annotations", vid, name + ".png"), scene.index[i]
-                )
+                write_palette_png(self.path(split, "Annotations", vid, name + ".png"), scene.index[i])
         expressions = {}
         for k, e in enumerate(video.expressions):
             expressions[str(k)] = {"exp": e.text} if extra else {"exp": e.text, "obj_id": str(e.obj_id)}
@@ -244,12 +249,12 @@ class YtvosWriter(SynthWriter):
         )
 
     def finish(self) -> dict:
-        mdir = os.path.join(self.root, "meta_expressions")
-        write_json(os.path.join(mdir, self.split, "meta_expressions.json"), {"videos": self.meta_exp})
+        mdir = "meta_expressions"
+        write_json(self.path(mdir, self.split, "meta_expressions.json"), {"videos": self.meta_exp})
         if self.has_test_split and self.split == "valid":
-            write_json(os.path.join(mdir, "test", "meta_expressions.json"), {"videos": self.test_exp})
-        write_json(os.path.join(self.root, self.split, "meta.json"), {"videos": self.meta_obj})
-        write_json(os.path.join(mdir, self.split, TEMPORAL_FILE), {"temporal": self.temporal})
+            write_json(self.path(mdir, "test", "meta_expressions.json"), {"videos": self.test_exp})
+        write_json(self.path(self.split, "meta.json"), {"videos": self.meta_obj})
+        write_json(self.path(mdir, self.split, TEMPORAL_FILE), {"temporal": self.temporal})
         return super().finish()
 
 
@@ -287,34 +292,32 @@ class DavisWriter(YtvosWriter):
     def add(self, item: dict) -> None:
         super().add(item)
         vid = item["vid"]
-        raw = os.path.join(self.root, "DAVIS")
         for name in item["frame_names"]:
             for sub, src, ext in (
                 ("JPEGImages", "JPEGImages", ".jpg"),
                 ("Annotations_unsupervised", "Annotations", ".png"),
             ):
-                dst = os.path.join(raw, sub, "480p", vid, name + ext)
+                dst = self.path("DAVIS", sub, "480p", vid, name + ext)
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
-                shutil.copyfile(os.path.join(self.root, self.split, src, vid, name + ext), dst)
+                shutil.copyfile(self.path(self.split, src, vid, name + ext), dst)
         for k, e in enumerate(item["video"].expressions):
             self.lines[k % 4].append(f'{vid} {e.obj_id} "{e.text}"\n')
         self.sequences.append(vid)
 
     def finish(self) -> dict:
         truth = super().finish()
-        raw = os.path.join(self.root, "DAVIS")
         sets = {"train": [], "val": []}
         sets["val" if self.split == "valid" else "train"] = self.sequences
         for name, vids in sets.items():
-            write_text(os.path.join(raw, "ImageSets", "2017", name + ".txt"), "".join(v + "\n" for v in vids))
+            write_text(
+                self.path("DAVIS", "ImageSets", "2017", name + ".txt"), "".join(v + "\n" for v in vids)
+            )
         write_json(
-            os.path.join(raw, "davis_semantics.json"),
+            self.path("DAVIS", "davis_semantics.json"),
             {vid: {k: v["category"] for k, v in m["objects"].items()} for vid, m in self.meta_obj.items()},
         )
         for a, (name, enc) in enumerate(KHOREVA_FILES):
-            write_text(
-                os.path.join(self.root, "davis_text_annotations", name), "".join(self.lines[a]), encoding=enc
-            )
+            write_text(self.path("davis_text_annotations", name), "".join(self.lines[a]), encoding=enc)
         return truth
 
 
@@ -370,7 +373,7 @@ class A2DWriter(SynthWriter):
         vid, video, subset, codes = item["vid"], item["video"], item["subset"], item["codes"]
         scene = video.scene
         t, h, w = scene.index.shape
-        write_mp4(os.path.join(self.root, "Release", "clips320H", vid + ".mp4"), scene.frames)
+        write_mp4(self.path("Release", "clips320H", vid + ".mp4"), scene.frames)
         for fidx in item["annotated"]:  # 0-based
             inst = [o.obj_id for o in scene.objects if scene.mask(o.obj_id)[fidx].any()]
             masks = np.stack([scene.mask(k)[fidx].T for k in inst]).astype(np.uint8)  # (N, W, H)
@@ -379,9 +382,7 @@ class A2DWriter(SynthWriter):
                 ys, xs = np.nonzero(scene.mask(k)[fidx])
                 boxes.append([xs.min(), ys.min(), xs.max(), ys.max()])
             write_h5(
-                os.path.join(
-                    self.root, "text_annotations", "a2d_annotation_with_instances", vid, f"{fidx + 1:05d}.h5"
-                ),
+                self.path("text_annotations", "a2d_annotation_with_instances", vid, f"{fidx + 1:05d}.h5"),
                 {
                     "instance": np.array([k - 1 for k in inst], dtype=np.float64),
                     "reMask": masks[0] if len(inst) == 1 else masks,
@@ -414,11 +415,11 @@ class A2DWriter(SynthWriter):
     def finish(self) -> dict:
         missed = [_unique_id(np.random.default_rng([self.seed, 2**32 - 1]), _YT, 11, self.taken)]
         rows = self.videoset + [f"{vid},11,0,1,320,480,24,3,0\n" for vid in missed]
-        ta = os.path.join(self.root, "text_annotations")
-        write_text(os.path.join(self.root, "Release", "videoset.csv"), "".join(rows))
-        write_text(os.path.join(ta, "a2d_annotation.txt"), "".join(self.text_rows))
-        write_text(os.path.join(ta, "a2d_missed_videos.txt"), "".join(v + "\n" for v in missed))
-        write_json(os.path.join(ta, TEMPORAL_FILE), {"temporal": self.temporal})
+        ta = "text_annotations"
+        write_text(self.path("Release", "videoset.csv"), "".join(rows))
+        write_text(self.path(ta, "a2d_annotation.txt"), "".join(self.text_rows))
+        write_text(self.path(ta, "a2d_missed_videos.txt"), "".join(v + "\n" for v in missed))
+        write_json(self.path(ta, TEMPORAL_FILE), {"temporal": self.temporal})
         return super().finish()
 
 
@@ -457,14 +458,10 @@ class JHMDBWriter(SynthWriter):
         vid, video, action = item["vid"], item["video"], item["action"]
         scene = video.scene
         for i, name in enumerate(item["frame_names"]):
-            write_png_rgb(
-                os.path.join(self.root, "Rename_Images", action, vid, name + ".png"), scene.frames[i]
-            )
+            write_png_rgb(self.path("Rename_Images", action, vid, name + ".png"), scene.frames[i])
         n_masks = item["mask_frames"]
         actor_mask = scene.mask(video.actor)[:n_masks].transpose(1, 2, 0).astype(np.uint8)  # (H, W, T)
-        write_mat(
-            os.path.join(self.root, "puppet_mask", action, vid, "puppet_mask.mat"), {"part_mask": actor_mask}
-        )
+        write_mat(self.path("puppet_mask", action, vid, "puppet_mask.mat"), {"part_mask": actor_mask})
         (e,) = video.expressions
         self.text_rows.append(f"{vid},{e.text}\n")
         if e.temporal:
@@ -489,9 +486,9 @@ class JHMDBWriter(SynthWriter):
         )
 
     def finish(self) -> dict:
-        write_text(os.path.join(self.root, "jhmdb_annotation.txt"), "".join(self.text_rows))
-        write_json(os.path.join(self.root, SAMPLES_FILE), self.samples)
-        write_json(os.path.join(self.root, TEMPORAL_FILE), {"temporal": self.temporal})
+        write_text(self.path("jhmdb_annotation.txt"), "".join(self.text_rows))
+        write_json(self.path(SAMPLES_FILE), self.samples)
+        write_json(self.path(TEMPORAL_FILE), {"temporal": self.temporal})
         return super().finish()
 
 
