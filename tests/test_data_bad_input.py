@@ -4,6 +4,7 @@ time), or is skipped with a warning where the reference implementations skip it;
 import json
 import logging
 import os
+import re
 import shutil
 
 import numpy as np
@@ -20,8 +21,12 @@ from soc.data import (
     load_a2d_sentences,
     load_jhmdb_sentences,
     load_ref_ytvos,
+    read_image,
+    read_masks,
 )
 from soc.data.synthetic import generate
+from soc.evaluation.ref_davis_evaluator import read_index_maps
+from soc.evaluation.refvos_evaluator import read_referred_masks
 
 
 def _cfg():
@@ -85,10 +90,59 @@ def test_mask_of_another_size(data):
         RefVOSMapper(_cfg(), is_train=True)(r)
 
 
+def _pad_png(path):
+    """Two rows more at the bottom: (24, 32) -> (26, 32)."""
+    png = Image.fromarray(np.pad(np.array(Image.open(path)), ((0, 2), (0, 0))))
+    png.putpalette(davis_palette())
+    png.save(path)
+
+
+def test_one_mask_of_another_size_is_named(data):
+    r = load_ref_ytvos(str(data / "ytvos"), "train")[0]
+    files = r["annotations"]["files"]
+    _pad_png(files[2])
+    first, odd = re.escape(files[0]), re.escape(files[2])
+    with pytest.raises(
+        DataError, match=rf"annotation {odd} is \(26, 32\) \(H, W\), expected \(24, 32\) as {first}"
+    ):
+        read_masks(r)  # no size in the record: the first PNG sets it
+    with pytest.raises(
+        DataError, match=rf"annotation {odd} is \(26, 32\) \(H, W\), expected \(24, 32\) as {first}"
+    ):
+        read_index_maps(r)  # the Ref-DAVIS evaluator's GT maps
+    _pad_png(files[2])
+    _pad_png(files[0])  # now the first PNG is the odd one: the frame size read by the mapper decides
+    inp = RefVOSMapper(_cfg(), is_train=False)(r)
+    with pytest.raises(
+        DataError, match=rf"annotation {first} is \(26, 32\) \(H, W\), expected \(24, 32\) \(the frame size\)"
+    ):
+        read_referred_masks(inp)  # the evaluators' GT reader
+
+
+def test_16bit_grey_frames_are_scaled_not_clipped(data):
+    r = load_jhmdb_sentences(str(data / "jhmdb"))[0]
+    levels = np.array([0, 128, 129, 1000, 32896, 65535], np.uint16)
+    scaled = np.array([0, 0, 1, 4, 128, 255], np.uint8)  # round(v / 257); clipping gives 255 from 1000 on
+    grey = np.resize(levels, (24, 32))
+    for path in r["file_names"]:
+        Image.fromarray(grey).save(path)  # 16-bit greyscale PNG
+    assert Image.open(r["file_names"][0]).mode.startswith("I")
+    np.testing.assert_array_equal(
+        read_image(r["file_names"][0]), np.resize(scaled, (24, 32))[..., None].repeat(3, 2)
+    )
+    out = A2DMapper(_cfg(), is_train=False)(r)  # the test resize keeps 24 x 32
+    assert out["frames"].shape == (8, 3, 24, 32)
+    for frame in out["frames"].numpy():
+        np.testing.assert_array_equal(frame, np.broadcast_to(np.resize(scaled, (24, 32)), (3, 24, 32)))
+
+
 def test_frames_of_different_sizes(data):
     r = load_ref_ytvos(str(data / "ytvos"), "train")[0]
     Image.new("RGB", (30, 24)).save(r["file_names"][1], format="JPEG")
-    with pytest.raises(DataError, match=r["file_names"][1]):
+    odd, first = re.escape(r["file_names"][1]), re.escape(r["file_names"][0])
+    with pytest.raises(
+        DataError, match=rf"frame {odd} is \(24, 30\) \(H, W\), expected \(24, 32\) as {first}"
+    ):
         RefVOSMapper(_cfg(), is_train=False)(r)
 
 
