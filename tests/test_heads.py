@@ -92,9 +92,10 @@ def test_select_query():
     logits = torch.logit(
         torch.tensor([[[0.1, 0.2], [0.9, 0.1], [0.95, 0.0]], [[0.1, 0.3], [0.7, 0.8], [0.1, 0.0]]])
     )
-    scores, idx, score = select_query(logits)
+    scores, idx, mean_scores = select_query(logits)
     assert idx == 1
-    assert float(score) == pytest.approx(0.8)  # mean(0.9, 0.7) = 0.8 > mean(0.1, 0.8), mean(0.95, 0.1)
+    # per query, the best class's mean over frames: max(0.1, 0.25), max(0.8, 0.45), max(0.525, 0.0)
+    torch.testing.assert_close(mean_scores, torch.tensor([0.25, 0.8, 0.525]))
     torch.testing.assert_close(scores, torch.tensor([[0.2, 0.9, 0.95], [0.3, 0.8, 0.1]]))
 
 

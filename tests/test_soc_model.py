@@ -1,5 +1,6 @@
 """The SOC meta-architecture end to end, on a tiny configuration (``tests/configs/soc_tiny.yaml``)."""
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import soc.modeling  # noqa: F401  (registers everything)
 from soc.config import add_soc_config
 from soc.modeling import MMF, SIM, SOC
 from soc.modeling.decoder import VOC, DeformableTransformer
+from soc.modeling.postprocessing import resize_mask_logits, select_query
+from soc.modeling.windows import Track, associate
 
 CONFIG = Path(__file__).parent / "configs" / "soc_tiny.yaml"
 # Parameters whose gradient is exactly zero by construction: the first decoder layer's self-attention sees
@@ -99,6 +102,7 @@ def test_inference_shapes(model, T, H, W, orig):
     assert isinstance(r["score"], float)
     # The selected query's score is the maximal mean over frames.
     assert r["score"] == pytest.approx(float(r["query_scores"].mean(0).max()), rel=1e-6)
+    assert torch.equal(r["query_index"], r["query_scores"].mean(0).argmax().repeat(T))
     assert "query_masks" not in r
 
 
@@ -248,6 +252,129 @@ def test_clip_length_chunks(model):
     assert r["score"] == pytest.approx(
         (2 * parts[0]["score"] + 2 * parts[1]["score"] + parts[2]["score"]) / 5
     )
+
+
+EXPRESSIONS = ["a dog", "the small white dog on the left side of the road", "a person riding a red horse"]
+
+
+@pytest.fixture(scope="module")
+def model64(model):
+    """The same model in float64: the batched and the per-expression paths differ only by float32 rounding
+    (the word features of a padded batch, other GEMM shapes), which float64 removes."""
+    return copy.deepcopy(model).double()
+
+
+@pytest.mark.parametrize("clip_length", [0, 2])
+def test_expressions_batch_equals_single_expressions(model64, clip_length):
+    """``expressions`` (3, of different token lengths) answered together equal three ``expression`` runs."""
+    x = {"frames": clip(4, 61, 87, seed=4), "height": 122, "width": 174}
+    model64.test_clip_length = clip_length
+    try:
+        batched = model64([{**x, "expressions": EXPRESSIONS}])[0]
+        singles = [model64([{**x, "expression": e}])[0] for e in EXPRESSIONS]
+    finally:
+        model64.test_clip_length = 0
+    assert isinstance(batched, list) and len(batched) == 3
+    for b, s in zip(batched, singles):
+        assert set(b) == set(s)
+        assert torch.equal(b["query_index"], s["query_index"])
+        assert torch.equal(b["pred_masks"], s["pred_masks"])
+        for key in ("mask_probs", "pred_boxes", "query_scores"):
+            torch.testing.assert_close(b[key], s[key], rtol=0, atol=1e-5)
+        assert b["score"] == pytest.approx(s["score"], abs=1e-5)
+
+
+def test_expressions_batch_runs_the_backbone_once_and_matches_the_logits(model64):
+    """The network outputs before post-processing (mask logits included), and the backbone count."""
+    frames = clip(3, 64, 96, seed=5)
+    calls = []
+    hook = model64.backbone.register_forward_hook(lambda m, a, out: calls.append(a[0].shape[0]))
+    try:
+        with torch.no_grad():
+            images, pad_mask, sizes = model64.preprocess([frames])
+            features, pm = model64.encode_frames(images, pad_mask)
+            text = model64.text_encoder(EXPRESSIONS, model64.device)
+            features = {k: v.repeat(3, 1, 1, 1) for k, v in features.items()}
+            batched = model64.decode(features, pm.repeat(3, 1, 1), text, sizes.repeat(3, 1), 3)
+            assert calls == [1]
+            for i, e in enumerate(EXPRESSIONS):
+                single = model64.forward_network(images, pad_mask, [e], sizes)
+                for key in ("pred_cls", "pred_boxes", "pred_masks"):
+                    torch.testing.assert_close(batched[key][:, i], single[key][:, 0], rtol=0, atol=1e-5)
+                torch.testing.assert_close(
+                    batched["pred_video_queries"][i], single["pred_video_queries"][0], rtol=0, atol=1e-5
+                )
+            model64([{"frames": frames, "expressions": EXPRESSIONS, "height": 64, "width": 96}])
+    finally:
+        hook.remove()
+    assert calls == [1, 1, 1, 1, 1]  # 1 + three single runs + one batched inference with B = 1
+
+
+def test_expressions_batch_in_float32_selects_the_same_queries(model):
+    x = {"frames": clip(3, 64, 96, seed=6), "height": 64, "width": 96}
+    batched = model([{**x, "expressions": EXPRESSIONS}])[0]
+    for b, e in zip(batched, EXPRESSIONS):
+        s = model([{**x, "expression": e}])[0]
+        assert torch.equal(b["query_index"], s["query_index"])
+        assert_close_rel(b["mask_probs"], s["mask_probs"])
+
+
+def test_overlapping_windows_own_their_new_frames(model):
+    """L = 2, V = 1 on 5 frames: windows [0, 2), [1, 3), [2, 4), [3, 5); each frame's output is the one of
+    the earliest window holding it, and (independent association) each window picks its own best query."""
+    frames = clip(5, seed=8)
+    x = {"frames": frames, "expression": "a dog", "height": 64, "width": 96}
+    model.test_clip_length, model.window_overlap = 2, 1
+    try:
+        r = model([x])[0]
+    finally:
+        model.test_clip_length, model.window_overlap = 0, 0
+    windows = [model([{**x, "frames": frames[s:e]}])[0] for s, e in ((0, 2), (1, 3), (2, 4), (3, 5))]
+    owned = [windows[0]] + [{k: v[1:] for k, v in w.items() if k != "score"} for w in windows[1:]]
+    for key in ("mask_probs", "pred_boxes", "query_scores", "query_index"):
+        assert torch.equal(r[key], torch.cat([w[key] for w in owned])), key
+    assert r["score"] == pytest.approx((2 * windows[0]["score"] + sum(w["score"] for w in windows[1:])) / 5)
+
+
+def test_association_continues_the_previous_windows_object(model):
+    """iou_embedding, L = 3, V = 1 on 7 frames: the first window picks by score; each later window picks the
+    query that :func:`associate` finds from standalone runs of the windows (previous choice's mask on the
+    shared frame and its video-query embedding)."""
+    frames = clip(7, seed=9)
+    x = {"frames": frames, "expression": "the dog", "height": 64, "width": 96}
+    model.test_clip_length, model.window_overlap, model.association = 3, 1, "iou_embedding"
+    try:
+        r = model([x])[0]
+    finally:
+        model.test_clip_length, model.window_overlap, model.association = 0, 0, "independent"
+    expected, track = [], None
+    with torch.no_grad():
+        for s, e in ((0, 3), (2, 5), (4, 7)):
+            images, pad_mask, sizes = model.preprocess([frames[s:e]])
+            out = model.forward_network(images, pad_mask, ["the dog"], sizes)
+            _, idx, mean_scores = select_query(out["pred_cls"][:, 0])
+            logits = out["pred_masks"][:, 0]  # (3, N, h, w)
+            embeddings = out["pred_video_queries"][0]
+            if track is not None:
+                idx = associate(track, logits[:1].sigmoid() > 0.5, embeddings, mean_scores)
+            owned = slice(0, 3) if s == 0 else slice(1, 3)
+            probs = resize_mask_logits(logits[owned, idx], (64, 96), (64, 96)).sigmoid()
+            expected.append((idx, probs))
+            track = Track(logits[2:, idx].sigmoid() > 0.5, embeddings[idx])
+    assert r["query_index"].tolist() == [expected[0][0]] * 3 + [expected[1][0]] * 2 + [expected[2][0]] * 2
+    torch.testing.assert_close(r["mask_probs"], torch.cat([p for _, p in expected]), rtol=0, atol=1e-6)
+
+
+def test_bad_windows_and_clips_are_refused():
+    with pytest.raises(ValueError, match="overlap must be >= 0 and < the window length 4, got 4"):
+        build_model(tiny_cfg(**{"MODEL.SOC.TEST.CLIP_LENGTH": 4, "MODEL.SOC.TEST.WINDOW_OVERLAP": 4}))
+    with pytest.raises(ValueError, match="association must be one of"):
+        build_model(tiny_cfg(**{"MODEL.SOC.TEST.ASSOCIATION": "hungarian"}))
+
+
+def test_empty_clip_is_an_error(model):
+    with pytest.raises(ValueError, match="at least one frame"):
+        model([{"frames": clip(0), "expression": "a dog", "height": 64, "width": 96}])
 
 
 def test_all_query_masks(model):

@@ -26,13 +26,13 @@ def select_query(pred_cls: Tensor) -> Tuple[Tensor, int, Tensor]:
         pred_cls: (T, Q, K) class logits of one clip.
 
     Returns:
-        query_scores: (T, Q) sigmoid scores (max over classes); the selected query index; its score (0-d),
-        the mean over frames of its sigmoid, max over classes.
+        query_scores: (T, Q) sigmoid scores (max over classes); the selected query index; mean_scores (Q,),
+        each query's expression score: the mean over frames of its sigmoid, max over classes (the selected
+        query has the highest).
     """
     probs = pred_cls.sigmoid()
     mean_scores = probs.mean(0).max(-1).values  # (Q,)
-    idx = int(mean_scores.argmax())
-    return probs.max(-1).values, idx, mean_scores[idx]
+    return probs.max(-1).values, int(mean_scores.argmax()), mean_scores
 
 
 def _bilinear_weights(out_size: int, in_size: int, scale: float, device: torch.device) -> Tensor:

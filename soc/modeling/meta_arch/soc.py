@@ -5,14 +5,18 @@ class/box heads, pixel decoder, dynamic mask head. Differences, all deliberate:
 
 * batches: clips are padded to a common size (padding mask True outside each frame); within a training batch
   all clips must have the same number of frames (the mappers sample a fixed window); at inference each clip
-  runs alone (no cross-clip padding), optionally in consecutive ``TEST.CLIP_LENGTH``-frame chunks, each chunk
-  choosing its own query (the authors' Ref-DAVIS protocol);
+  runs alone (no cross-clip padding), optionally in ``TEST.CLIP_LENGTH``-frame windows (see
+  :mod:`soc.modeling.windows`; by default consecutive windows each choosing its own query, the authors'
+  Ref-DAVIS protocol);
+* one video, several expressions: the text-independent part (the backbone, :meth:`SOC.encode_frames`) runs
+  once per window and its maps are repeated along the batch axis, one copy per expression, for the
+  text-dependent rest (:meth:`SOC.decode`);
 * VOC never mixes clips of a batch (see :mod:`soc.modeling.decoder.voc`);
 * masks are resized to the original size from the unpadded part of the logit map
   (:mod:`soc.modeling.postprocessing`); identical to the authors' path without padding.
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from detectron2.config import configurable
@@ -28,6 +32,7 @@ from ..neck.build import build_neck
 from ..postprocessing import boxes_to_original, resize_mask_logits, select_query
 from ..targets import pad_masks
 from ..text_encoder import TextEncoder
+from ..windows import ASSOCIATIONS, Track, associate, check_window, window_bounds
 
 __all__ = ["SOC"]
 
@@ -51,6 +56,8 @@ class SOC(nn.Module):
         pixel_std: Sequence[float],
         mask_in_feature: str = "res2",
         test_clip_length: int = 0,
+        window_overlap: int = 0,
+        association: str = "independent",
         mask_threshold: float = 0.5,
         all_query_masks: bool = False,
     ):
@@ -64,11 +71,18 @@ class SOC(nn.Module):
             criterion: raw losses + ``weight_dict`` (training only; None for inference-only models).
             pixel_mean, pixel_std: RGB normalisation in 0–255 units.
             mask_in_feature: the backbone map that enters the pixel decoder last (stride 4).
-            test_clip_length: > 0: inference in consecutive clips of this many frames.
+            test_clip_length: > 0: inference in windows of this many frames (0: the whole clip at once).
+            window_overlap: frames shared by consecutive windows (< ``test_clip_length``).
+            association: how each window picks its query, one of ``ASSOCIATIONS`` (see
+                :mod:`soc.modeling.windows`).
             mask_threshold: probability threshold of the binary masks.
             all_query_masks: also return every query's masks (``query_masks``).
         """
         super().__init__()
+        if test_clip_length > 0:
+            check_window(test_clip_length, window_overlap)
+        if association not in ASSOCIATIONS:
+            raise ValueError(f"association must be one of {ASSOCIATIONS}, got {association!r}")
         self.backbone = backbone
         self.text_encoder = text_encoder
         self.neck = neck
@@ -78,6 +92,8 @@ class SOC(nn.Module):
         self.criterion = criterion
         self.mask_in_feature = mask_in_feature
         self.test_clip_length = test_clip_length
+        self.window_overlap = window_overlap
+        self.association = association
         self.mask_threshold = mask_threshold
         self.all_query_masks = all_query_masks
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False)
@@ -111,6 +127,8 @@ class SOC(nn.Module):
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "mask_in_feature": mask_in,
             "test_clip_length": cfg.MODEL.SOC.TEST.CLIP_LENGTH,
+            "window_overlap": cfg.MODEL.SOC.TEST.WINDOW_OVERLAP,
+            "association": cfg.MODEL.SOC.TEST.ASSOCIATION,
             "mask_threshold": cfg.MODEL.SOC.TEST.MASK_THRESHOLD,
             "all_query_masks": cfg.MODEL.SOC.TEST.ALL_QUERY_MASKS,
         }
@@ -138,47 +156,66 @@ class SOC(nn.Module):
             )
         H = max(int(f.shape[-2]) for f in frames)
         W = max(int(f.shape[-1]) for f in frames)
-        images = torch.zeros(len(frames), T, 3, H, W, device=self.device)
+        images = torch.zeros(len(frames), T, 3, H, W, dtype=self.pixel_mean.dtype, device=self.device)
         pad_mask = torch.ones(len(frames), T, H, W, dtype=torch.bool, device=self.device)
         for b, f in enumerate(frames):
             h, w = f.shape[-2:]
-            images[b, :, :, :h, :w] = (f.to(self.device).float() - self.pixel_mean) / self.pixel_std
+            images[b, :, :, :h, :w] = (f.to(self.device, images.dtype) - self.pixel_mean) / self.pixel_std
             pad_mask[b, :, :h, :w] = False
         sizes = torch.tensor([list(f.shape[-2:]) for f in frames], dtype=torch.long, device=self.device)
         return images, pad_mask.flatten(0, 1), sizes
 
     # ------------------------------------------------------------------ network
-    def forward_network(
-        self,
-        images: Tensor,
-        pad_mask: Tensor,
-        expressions: Sequence[str],
-        image_sizes: Tensor,
-        keep_frames: Optional[Tensor] = None,
-    ) -> Dict[str, Any]:
+    def encode_frames(
+        self, images: Tensor, pad_mask: Tensor, keep_frames: Optional[Tensor] = None
+    ) -> Tuple[Dict[str, Tensor], Tensor]:
         """
-        Legend: B clips, T frames (T' after ``keep_frames``), N queries, K classes, C width, h × w = stride-4
-        size of the padded input.
+        The text-independent part of the network: the backbone, then the frames that go past it.
 
         Args:
             images: (B, T, 3, H, W) normalised, padded frames. pad_mask: (B·T, H, W) bool.
-            expressions: B strings. image_sizes: (B, 2) unpadded (H_b, W_b) in pixels.
-            keep_frames: (B, T') frame indices that go past the backbone, or None for all.
+            keep_frames: (B, T') frame indices that go past the backbone, or None for all (T' = T).
 
         Returns:
-            the criterion's input: ``pred_cls`` (T', B, N, K), ``pred_boxes`` (T', B, N, 4) normalised cxcywh,
-            ``pred_masks`` (T', B, N, h, w) logits, ``pred_video_queries`` (B, N, C) video-query
-            embeddings, ``text_sentence_feature`` (B, C), and ``aux_outputs`` (earlier decoder layers,
-            training only). Evaluation returns the test head layer's predictions and no ``aux_outputs``.
+            the backbone maps ``{name: (B·T', C_s, h_s, w_s)}`` and their pad mask (B·T', H, W) bool, frames
+            batch-major.
         """
         B, T = images.shape[:2]
-        words, word_mask, sentence = self.text_encoder(expressions, self.device)
         features = self.backbone(images)
         if keep_frames is not None:
             index = (torch.arange(B, device=self.device)[:, None] * T + keep_frames.to(self.device)).flatten()
             features = {k: v.index_select(0, index) for k, v in features.items()}
             pad_mask = pad_mask.index_select(0, index)
-            T = keep_frames.shape[1]
+        return features, pad_mask
+
+    def decode(
+        self,
+        features: Dict[str, Tensor],
+        pad_mask: Tensor,
+        text: Tuple[Tensor, Tensor, Tensor],
+        image_sizes: Tensor,
+        num_frames: int,
+    ) -> Dict[str, Any]:
+        """
+        The text-dependent part of the network: fusion, transformer, VOC, heads.
+
+        Legend: B clips, T frames, N queries, K classes, C width, L tokens, h × w = stride-4 size of the
+        padded input.
+
+        Args:
+            features: backbone maps ``(B·T, C_s, h_s, w_s)``, frames batch-major. pad_mask: (B·T, H, W) bool.
+            text: the text encoder's word features (B, L, C), word padding mask (B, L) bool, sentence
+                feature (B, C).
+            image_sizes: (B, 2) unpadded (H_b, W_b) in pixels. num_frames: T.
+
+        Returns:
+            the criterion's input: ``pred_cls`` (T, B, N, K), ``pred_boxes`` (T, B, N, 4) normalised cxcywh,
+            ``pred_masks`` (T, B, N, h, w) logits, ``pred_video_queries`` (B, N, C) video-query
+            embeddings, ``text_sentence_feature`` (B, C), and ``aux_outputs`` (earlier decoder layers,
+            training only). Evaluation returns the test head layer's predictions and no ``aux_outputs``.
+        """
+        words, word_mask, sentence = text
+        B, T = sentence.shape[0], num_frames
         fused = self.neck(features, pad_mask, words, word_mask, T)
         dec = self.decoder(fused["srcs"], fused["masks"], fused["pos"], sentence, T)
         memory = dec["memory"]  # finest first
@@ -202,19 +239,44 @@ class SOC(nn.Module):
             out["aux_outputs"] = per_layer[:-1]
         return out
 
+    def forward_network(
+        self,
+        images: Tensor,
+        pad_mask: Tensor,
+        expressions: Sequence[str],
+        image_sizes: Tensor,
+        keep_frames: Optional[Tensor] = None,
+    ) -> Dict[str, Any]:
+        """
+        The whole network on B clips, one expression each: text encoder, :meth:`encode_frames`,
+        :meth:`decode` (whose outputs, with T' frames after ``keep_frames``, it returns).
+
+        Args:
+            images: (B, T, 3, H, W) normalised, padded frames. pad_mask: (B·T, H, W) bool.
+            expressions: B strings. image_sizes: (B, 2) unpadded (H_b, W_b) in pixels.
+            keep_frames: (B, T') frame indices that go past the backbone, or None for all.
+        """
+        text = self.text_encoder(expressions, self.device)
+        features, pad_mask = self.encode_frames(images, pad_mask, keep_frames)
+        T = images.shape[1] if keep_frames is None else keep_frames.shape[1]
+        return self.decode(features, pad_mask, text, image_sizes, T)
+
     # ------------------------------------------------------------------ entry point
     def forward(self, batched_inputs: List[Dict[str, Any]]):
         """
         Args:
-            batched_inputs: list over clips of dicts with ``frames`` uint8 (T, 3, H, W) RGB, ``expression``,
-                ``height``/``width`` (original size), optional ``keep_frames`` (T',) long, and in training
-                ``targets`` (``masks`` bool (T', H, W), ``boxes`` (T', 4) normalised cxcywh, ``is_visible``
-                (T',), optional ``labels`` (T',)).
+            batched_inputs: list over clips of dicts with ``frames`` uint8 (T, 3, H, W) RGB, ``expression``
+                (str) or, at inference, ``expressions`` (list of E str, answered together: the backbone runs
+                once per window for all of them), ``height``/``width`` (original size), optional
+                ``keep_frames`` (T',) long, and in training ``targets`` (``masks`` bool (T', H, W), ``boxes``
+                (T', 4) normalised cxcywh, ``is_visible`` (T',), optional ``labels`` (T',)).
 
         Returns:
-            training: dict of weighted losses. Inference: list over clips of dicts with ``pred_masks`` bool
-            (T', H0, W0), ``mask_probs`` (T', H0, W0), ``pred_boxes`` (T', 4) xyxy original pixels, ``score``
-            float, ``query_scores`` (T', N), and ``query_masks`` bool (T', N, H0, W0) if configured.
+            training: dict of weighted losses. Inference: list over clips of one output dict per clip, or for
+            an ``expressions`` input a list of E output dicts in the order of the expressions. Output dict:
+            ``pred_masks`` bool (T', H0, W0), ``mask_probs`` (T', H0, W0), ``pred_boxes`` (T', 4) xyxy
+            original pixels, ``score`` float, ``query_scores`` (T', N), ``query_index`` (T',) long (the
+            selected query of each frame's window), and ``query_masks`` bool (T', N, H0, W0) if configured.
         """
         if self.training:
             return self.losses(batched_inputs)
@@ -246,49 +308,131 @@ class SOC(nn.Module):
         return {k: v * weights[k] for k, v in raw.items() if k in weights}
 
     @torch.no_grad()
-    def inference(self, x: Dict[str, Any]) -> Dict[str, Any]:
-        """Predictions for one clip (see :meth:`forward`)."""
+    def inference(self, x: Dict[str, Any]) -> Union[Dict[str, Any], List[Dict[str, Any]]]:
+        """Predictions for one clip (see :meth:`forward`), window by window (``test_clip_length`` frames
+        overlapping by ``window_overlap``; one window with ``keep_frames`` or ``test_clip_length`` 0)."""
         frames = x["frames"]
         keep = x.get("keep_frames")
+        expressions = list(x["expressions"]) if "expressions" in x else [x["expression"]]
         orig = (int(x.get("height", frames.shape[-2])), int(x.get("width", frames.shape[-1])))
         T = frames.shape[0]
-        if keep is not None or self.test_clip_length <= 0 or T <= self.test_clip_length:
-            chunks = [(0, T)]
+        if T == 0:
+            raise ValueError("a clip needs at least one frame")
+        if keep is None and self.test_clip_length > 0:
+            length, overlap = self.test_clip_length, self.window_overlap
         else:
-            chunks = [(s, min(s + self.test_clip_length, T)) for s in range(0, T, self.test_clip_length)]
+            length, overlap = T, 0
+        tracks = None
         parts = []
-        for start, end in chunks:
-            images, pad_mask, sizes = self.preprocess([frames[start:end]])
-            keep_b = None if keep is None else torch.as_tensor(keep, dtype=torch.long).view(1, -1)
-            out = self.forward_network(images, pad_mask, [x["expression"]], sizes, keep_b)
-            parts.append(self._postprocess(out, tuple(sizes[0].tolist()), orig))
-        if len(parts) == 1:
-            return parts[0]
-        n = torch.tensor([p["pred_masks"].shape[0] for p in parts], dtype=torch.float32)
-        merged = {k: torch.cat([p[k] for p in parts]) for k in parts[0] if k != "score"}
-        merged["score"] = float((torch.tensor([p["score"] for p in parts]) * n).sum() / n.sum())
-        return merged
+        for start, end in window_bounds(T, length, overlap):
+            results, tracks = self.inference_window(
+                frames[start:end], expressions, orig, tracks, overlap, keep
+            )
+            parts.append(results)
+        merged = [_merge_windows([p[e] for p in parts]) for e in range(len(expressions))]
+        return merged if "expressions" in x else merged[0]
+
+    @torch.no_grad()
+    def inference_window(
+        self,
+        frames: Tensor,
+        expressions: Sequence[str],
+        orig_size: Tuple[int, int],
+        tracks: Optional[List[Track]] = None,
+        overlap: int = 0,
+        keep_frames: Optional[Tensor] = None,
+    ) -> Tuple[List[Dict[str, Any]], List[Track]]:
+        """
+        One window of a video for E expressions: the backbone runs once, the rest once for all E together.
+
+        Args:
+            frames: (T, 3, H, W) uint8 RGB, resized.
+            expressions: E strings.
+            orig_size: (H0, W0) original frame size in pixels.
+            tracks: the previous window's objects, one per expression (None for the first window). Their V
+                frames are this window's first V: they belong to the previous window, so they are left out
+                of the outputs, and with ``association == "iou_embedding"`` they choose the query.
+            overlap: frames this window shares with the next one (its last ones), kept in the new tracks.
+            keep_frames: (T',) indices of the frames that go past the backbone (one-window clips).
+
+        Returns:
+            per expression the output dict (see :meth:`forward`) of the T − V frames this window owns, and
+            the tracks for the next window.
+        """
+        E = len(expressions)
+        if tracks is not None and len(tracks) != E:
+            raise ValueError(f"{len(tracks)} tracks for {E} expressions")
+        images, pad_mask, sizes = self.preprocess([frames])
+        text = self.text_encoder(expressions, self.device)
+        keep = None if keep_frames is None else torch.as_tensor(keep_frames, dtype=torch.long).view(1, -1)
+        features, pad_mask = self.encode_frames(images, pad_mask, keep)
+        T = pad_mask.shape[0]
+        features = {k: _repeat_clip(v, E) for k, v in features.items()}  # (E·T, C_s, h_s, w_s)
+        out = self.decode(features, _repeat_clip(pad_mask, E), text, sizes.repeat(E, 1), T)
+        shared = 0 if tracks is None else tracks[0].masks.shape[0]
+        input_size = tuple(sizes[0].tolist())
+        results, new_tracks = [], []
+        for e in range(E):
+            clip = {k: out[k][:, e] for k in ("pred_cls", "pred_boxes", "pred_masks")}  # (T, N, ...)
+            embeddings = out["pred_video_queries"][e]  # (N, C)
+            query_scores, idx, mean_scores = select_query(clip["pred_cls"])
+            if tracks is not None and self.association == "iou_embedding":
+                shared_masks = clip["pred_masks"][:shared].sigmoid() > self.mask_threshold  # (V, N, h, w)
+                idx = associate(tracks[e], shared_masks, embeddings, mean_scores)
+            owned = {k: v[shared:] for k, v in clip.items()}
+            results.append(
+                self._postprocess(owned, idx, mean_scores[idx], query_scores[shared:], input_size, orig_size)
+            )
+            tail = clip["pred_masks"][max(T - overlap, 0) :, idx]  # (V', h, w)
+            new_tracks.append(Track(masks=tail.sigmoid() > self.mask_threshold, embedding=embeddings[idx]))
+        return results, new_tracks
 
     def _postprocess(
-        self, out: Dict[str, Tensor], input_size: Tuple[int, int], orig_size: Tuple[int, int]
+        self,
+        clip: Dict[str, Tensor],
+        idx: int,
+        score: Tensor,
+        query_scores: Tensor,
+        input_size: Tuple[int, int],
+        orig_size: Tuple[int, int],
     ) -> Dict[str, Any]:
-        """One clip's outputs (batch of 1) → the documented output dict."""
-        pred_cls = out["pred_cls"][:, 0]  # (T, N, K)
-        query_scores, idx, score = select_query(pred_cls)
-        logits = resize_mask_logits(out["pred_masks"][:, 0, idx], input_size, orig_size)  # (T, H0, W0)
+        """
+        One expression's output dict from its ``pred_cls`` (T, N, K), ``pred_boxes`` (T, N, 4) and
+        ``pred_masks`` (T, N, h, w) logits, the selected query ``idx``, its ``score`` (0-d) and the
+        ``query_scores`` (T, N).
+        """
+        T, N = clip["pred_masks"].shape[:2]
+        logits = resize_mask_logits(clip["pred_masks"][:, idx], input_size, orig_size)  # (T, H0, W0)
         probs = logits.sigmoid()
         result = {
             "pred_masks": probs > self.mask_threshold,
             "mask_probs": probs,
-            "pred_boxes": boxes_to_original(out["pred_boxes"][:, 0, idx], orig_size),
+            "pred_boxes": boxes_to_original(clip["pred_boxes"][:, idx], orig_size),
             "score": float(score),
             "query_scores": query_scores,
+            "query_index": torch.full((T,), idx, dtype=torch.long, device=probs.device),
         }
         if self.all_query_masks:
-            T, N = out["pred_masks"].shape[0], out["pred_masks"].shape[2]
-            all_logits = resize_mask_logits(out["pred_masks"][:, 0].flatten(0, 1), input_size, orig_size)
+            all_logits = resize_mask_logits(clip["pred_masks"].flatten(0, 1), input_size, orig_size)
             result["query_masks"] = (all_logits.sigmoid() > self.mask_threshold).view(T, N, *orig_size)
         return result
+
+
+def _repeat_clip(x: Tensor, copies: int) -> Tensor:
+    """(T, ...) → (copies·T, ...), the clip repeated along the batch axis. One copy is ``x`` itself (its
+    memory layout, which the convolutions' results depend on in the last bits, is kept)."""
+    return x.unsqueeze(0).expand(copies, *x.shape).flatten(0, 1)
+
+
+def _merge_windows(parts: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One expression's output over a clip from its windows' outputs: frames concatenated, ``score`` the
+    mean of the windows' scores weighted by their frames."""
+    if len(parts) == 1:
+        return parts[0]
+    n = torch.tensor([p["pred_masks"].shape[0] for p in parts], dtype=torch.float32)
+    merged = {k: torch.cat([p[k] for p in parts]) for k in parts[0] if k != "score"}
+    merged["score"] = float((torch.tensor([p["score"] for p in parts]) * n).sum() / n.sum())
+    return merged
 
 
 def _stack_keep_frames(batched_inputs: List[Dict[str, Any]], device: torch.device) -> Optional[Tensor]:
