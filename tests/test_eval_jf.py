@@ -2,10 +2,12 @@
 fixture written as PNG folders (binary and palette GT)."""
 
 import json
+import logging
 import os
 import runpy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,3 +165,66 @@ def test_command_line_end_to_end(folders):
     )
     assert proc.returncode != 0
     assert "missing prediction" in proc.stderr and os.path.join("vidB", "0", "00010.png") in proc.stderr
+
+
+def test_predictions_without_gt_are_reported(folders, caplog, monkeypatch, capsys):
+    pred, gt, _ = folders
+    extra = ["vidA/1", "vidC/0", "vidD/0", "vidE/0", "vidF/0", "vidG/0"]
+    for key in extra:
+        save(os.path.join(pred, key, "00000.png"), G * 255)
+    with caplog.at_level(logging.WARNING):
+        scores = evaluate_folders(pred, gt)
+    assert scores["J&F"] == pytest.approx(0.716787, abs=TOL)  # scores of the GT's sequences only
+    assert scores["unscored_predictions"] == extra
+    line = (
+        "6 predicted sequence(s) have no ground truth and are not scored: "
+        "vidA/1, vidC/0, vidD/0, vidE/0, vidF/0, ..."
+    )
+    assert line in caplog.text and pred in caplog.text
+    run_cli(monkeypatch, "--pred", pred, "--gt", gt)
+    assert line in capsys.readouterr().out
+
+
+def _jpeg_named_png(path):
+    Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(path, format="JPEG")
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda p: Path(p).write_text("not an image"),
+            "cannot decode mask {path}: cannot identify image file",
+        ),
+        (_jpeg_named_png, "{path} is a JPEG file, not a PNG"),
+        (lambda p: save(p, np.dstack([G * 255] * 3)), "{path} has mode 'RGB', not a single channel"),
+        (lambda p: save(p, np.zeros((6, 5))), "{path}: size (6, 5) differs from the GT's (5, 5)"),
+        (lambda p: save(p[: -len(".png")] + ".jpg", G * 255), "{jpg} is not a PNG"),
+    ],
+    ids=["text", "jpeg", "rgb", "size", "jpg_file"],
+)
+def test_bad_prediction_files_are_named(folders, monkeypatch, damage, message):
+    pred, gt, _ = folders
+    path = os.path.join(pred, "vidB", "0", "00005.png")
+    damage(path)
+    hint = "predictions must be single-channel PNGs (0 / non-zero, or palette) at the GT's size"
+    expected = message.format(path=path, jpg=path[: -len(".png")] + ".jpg")
+    with pytest.raises(DataError) as err:
+        evaluate_folders(pred, gt, missing="empty")
+    assert expected in str(err.value) and str(err.value).endswith(hint)
+    with pytest.raises(SystemExit) as err:
+        run_cli(monkeypatch, "--pred", pred, "--gt", gt)
+    assert expected in str(err.value.code)
+
+
+@pytest.mark.parametrize("kind", ["palette", "16bit"])
+def test_single_channel_predictions_are_read(folders, kind):
+    pred, gt, _ = folders
+    for key, frames in FIXTURE.items():
+        for name, (_, p) in zip(FRAMES[key.split("/")[0]], frames):
+            path = os.path.join(pred, key, name + ".png")
+            if kind == "palette":
+                save(path, p * 3, palette=True)
+            else:
+                Image.fromarray(p.astype(np.uint16) * 40000).save(path)
+    assert evaluate_folders(pred, gt)["J&F"] == pytest.approx(0.716787, abs=TOL)
