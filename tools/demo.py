@@ -5,7 +5,12 @@
         --video-input video.mp4 --text "the dog on the left" --text "a man in red" --output out/ \\
         --opts MODEL.WEIGHTS model.pth
 
-Writes ``out/overlay.mp4``, ``out/overlay.gif`` and ``out/masks/<k>/<frame>.png`` (one folder per expression).
+Writes ``out/expressions.txt`` (``<k>\t<expression>`` per line), ``out/masks/<k>/<frame>.png`` (one folder
+per expression, frames numbered from 0 after ``--every``) and ``out/overlay.mp4``. The video is streamed:
+frames are decoded as needed and each window's masks and overlay frames are written as soon as the window is
+done (see ``soc.engine.predictor``), so memory stays flat however long the video. No GIF is written: a GIF
+encoder keeps every frame in memory (convert ``overlay.mp4`` with ffmpeg if one is needed). If a frame cannot
+be decoded, the error names it and the outputs of the frames before it stay on disk.
 """
 
 import soc  # noqa: F401  (first: registers SOC; see soc/__init__.py on the import-time warnings)
@@ -18,7 +23,8 @@ from detectron2.utils.logger import setup_logger
 
 from soc.config import setup_cfg
 from soc.engine import SOCPredictor
-from soc.utils.video_io import read_video, write_gif, write_masks, write_mp4
+from soc.engine.predictor import DEFAULT_WINDOW
+from soc.utils.video_io import Mp4Writer, iter_video, write_masks
 from soc.utils.visualization import overlay
 
 
@@ -63,7 +69,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--every", type=_int_at_least(1), default=1, help="keep one frame out of EVERY")
     parser.add_argument(
-        "--window", type=_int_at_least(0), default=36, help="frames per forward pass (0 = whole video)"
+        "--window",
+        type=_int_at_least(1),
+        default=None,
+        help="frames per window: overrides MODEL.SOC.TEST.CLIP_LENGTH (default: the config's, or "
+        f"{DEFAULT_WINDOW} when it is 0)",
     )
     parser.add_argument("--fps", type=_positive_float, default=6.0, help="frame rate of the written overlay")
     parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
@@ -73,26 +83,39 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     args = get_parser().parse_args(argv)
     setup_logger(name="soc")
-    cfg = setup_cfg(args.config_file, args.opts)
-
-    frames = read_video(args.video_input, every=args.every)
-    predictor = SOCPredictor(cfg, window=args.window)
-    all_masks = []
-    with tqdm.tqdm(total=len(frames) * len(args.text), unit="frame", desc="SOC") as bar:
-        for text in args.text:
-            all_masks.append(predictor(frames, text, progress=bar.update))
+    window = [] if args.window is None else ["MODEL.SOC.TEST.CLIP_LENGTH", str(args.window)]
+    cfg = setup_cfg(args.config_file, [*args.opts, *window])
+    frames = iter_video(args.video_input, every=args.every)
+    predictor = SOCPredictor(cfg)
 
     os.makedirs(args.output, exist_ok=True)
-    names = [f"{i:05d}" for i in range(len(frames))]
-    written = [
-        write_masks(m, os.path.join(args.output, "masks", str(k)), names) for k, m in enumerate(all_masks)
-    ]
-    overlays = [overlay(frame, [m[t] for m in all_masks]) for t, frame in enumerate(frames)]
-    write_mp4(overlays, os.path.join(args.output, "overlay.mp4"), fps=args.fps)
-    write_gif(overlays, os.path.join(args.output, "overlay.gif"), fps=args.fps)
     with open(os.path.join(args.output, "expressions.txt"), "w") as f:
         f.writelines(f"{k}\t{text}\n" for k, text in enumerate(args.text))
-    print(f"wrote {min(written)} frames x {len(args.text)} expression(s) to {args.output}")
+    done = written = 0
+    try:
+        with Mp4Writer(os.path.join(args.output, "overlay.mp4"), fps=args.fps) as mp4, tqdm.tqdm(
+            unit="frame", desc="SOC"
+        ) as bar:
+            for window in predictor.stream(frames, args.text):
+                names = [f"{t:05d}" for t in range(window.start, window.start + len(window.frames))]
+                on_disk = [
+                    write_masks(r["pred_masks"], os.path.join(args.output, "masks", str(k)), names)
+                    for k, r in enumerate(window.results)
+                ]
+                written += min(on_disk)
+                for t, frame in enumerate(window.frames):
+                    mp4.write(overlay(frame, [r["pred_masks"][t] for r in window.results]))
+                done = window.start + len(window.frames)
+                bar.update(len(window.frames))
+    except (ValueError, OSError) as e:
+        kept = (
+            f"{args.output} holds the outputs of frames 0-{done - 1} (overlay.mp4, masks/<k>/00000.png to "
+            f"{done - 1:05d}.png)"
+            if done
+            else f"no frame was written to {args.output}"
+        )
+        raise (OSError if isinstance(e, OSError) else ValueError)(f"{e}; {kept}") from e
+    print(f"wrote {written} frames x {len(args.text)} expression(s) to {args.output}")
 
 
 if __name__ == "__main__":

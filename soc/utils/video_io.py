@@ -1,9 +1,10 @@
-"""Reading videos (a file or a folder of frames) and writing overlays as mp4, gif and PNG masks."""
+"""Reading videos (a file or a folder of frames) frame by frame, and writing overlays as mp4, gif and PNG
+masks."""
 
 import logging
 import os
 from pathlib import Path
-from typing import List, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import av
 import numpy as np
@@ -28,12 +29,16 @@ def image_to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def read_video(path: str, every: int = 1) -> List[np.ndarray]:
-    """Frames of a video file or of a folder of images (sorted by name), as RGB uint8 ``(H, W, 3)`` arrays.
+def iter_video(path: str, every: int = 1) -> Iterator[np.ndarray]:
+    """Frames of a video file or of a folder of images (sorted by name), as RGB uint8 ``(H, W, 3)`` arrays,
+    decoded one at a time: memory does not grow with the length of the video.
 
     Args:
         path: a video file any FFmpeg build decodes (mp4, avi, webm, ...) or a folder of frames.
         every: keep one frame out of ``every``.
+
+    A missing path or an empty folder fails at once; decoding errors, frames of a size other than the
+    first's and a video without frames fail while iterating, naming the frame.
     """
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
@@ -42,32 +47,46 @@ def read_video(path: str, every: int = 1) -> List[np.ndarray]:
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in FRAME_SUFFIXES)
         if not files:
             raise FileNotFoundError(f"no frames ({', '.join(FRAME_SUFFIXES)}) in folder {path}")
-        frames = []
-        for f in files[::every]:
-            try:
-                with Image.open(f) as im:
-                    if im.mode in WIDE_GREY_MODES and not frames:
-                        logger.info("%s: 16-bit frames, scaled to 8 bits", path)
-                    frames.append(image_to_rgb(im))
-            except (OSError, ValueError) as e:
-                raise OSError(f"cannot read frame {f}: {e}") from e
-            if frames[-1].shape != frames[0].shape:
-                raise ValueError(
-                    f"frame {f} is {frames[-1].shape[1]}x{frames[-1].shape[0]} but the folder's first frame "
-                    f"{files[0]} is {frames[0].shape[1]}x{frames[0].shape[0]}: all frames of a video must "
-                    "have one size"
-                )
-        return frames
+        return _iter_folder(files[::every], path)
     if not p.is_file():
         raise FileNotFoundError(f"video input {path} is neither a file nor a folder")
+    return _iter_file(str(p), every)
+
+
+def _iter_folder(files: Sequence[Path], folder: str) -> Iterator[np.ndarray]:
+    first = None
+    for index, f in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                if im.mode in WIDE_GREY_MODES and first is None:
+                    logger.info("%s: 16-bit frames, scaled to 8 bits", folder)
+                frame = image_to_rgb(im)
+        except (OSError, ValueError) as e:
+            raise OSError(f"cannot read frame {index} ({f}): {e}") from e
+        if first is None:
+            first = frame
+        elif frame.shape != first.shape:
+            raise ValueError(
+                f"frame {f} is {frame.shape[1]}x{frame.shape[0]} but the folder's first frame "
+                f"{files[0]} is {first.shape[1]}x{first.shape[0]}: all frames of a video must have one size"
+            )
+        yield frame
+
+
+def _iter_file(path: str, every: int) -> Iterator[np.ndarray]:
+    decoded = 0
     try:
-        with av.open(str(p)) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        with av.open(path) as container:
+            for frame in container.decode(video=0):
+                if decoded % every == 0:
+                    yield frame.to_ndarray(format="rgb24")
+                decoded += 1
+    except av.error.EOFError:  # some demuxers report the end of a stream (or an empty one) this way
+        pass
     except (av.error.FFmpegError, ValueError) as e:
-        raise OSError(f"cannot decode video {path}: {e}") from e
-    if not frames:
+        raise OSError(f"cannot decode video {path} at frame {decoded} (of the file): {e}") from e
+    if decoded == 0:
         raise OSError(f"video {path} has no frames")
-    return frames[::every]
 
 
 def _check_fps(fps: float) -> None:
@@ -75,23 +94,62 @@ def _check_fps(fps: float) -> None:
         raise ValueError(f"fps must be > 0, got {fps}")
 
 
-def write_mp4(frames: Sequence[np.ndarray], path: str, fps: float = 6.0) -> None:
-    """H.264 mp4 of RGB frames (sizes rounded down to even numbers, as yuv420p requires).
+class Mp4Writer:
+    """An H.264 mp4 written one RGB frame at a time (sizes rounded down to even numbers, as yuv420p requires);
+    the first frame sets the size. Use as a context manager: leaving it flushes and closes the file, also
+    after an error, so the frames written so far stay playable.
 
     Raises ``OSError`` naming ``path`` when the file cannot be written (full disk, missing folder, ...).
     """
-    _check_fps(fps)
-    h, w = (frames[0].shape[0] // 2) * 2, (frames[0].shape[1] // 2) * 2
-    try:
-        with av.open(path, mode="w") as container:
-            stream = container.add_stream("libx264", rate=int(round(fps)))
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            for frame in frames:
-                image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24")
-                container.mux(stream.encode(image))
-            container.mux(stream.encode())
-    except (OSError, av.error.FFmpegError) as e:
-        raise OSError(f"cannot write {path}: {e}") from e
+
+    def __init__(self, path: str, fps: float = 6.0):
+        _check_fps(fps)
+        self.path = path
+        self.frames = 0
+        try:
+            self._container = av.open(path, mode="w")
+        except (OSError, av.error.FFmpegError) as e:
+            raise OSError(f"cannot write {path}: {e}") from e
+        self._stream = self._container.add_stream("libx264", rate=int(round(fps)))
+        self._stream.pix_fmt = "yuv420p"
+
+    def __enter__(self) -> "Mp4Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 ``(H, W, 3)`` frame."""
+        if self.frames == 0:
+            self._stream.height, self._stream.width = (frame.shape[0] // 2) * 2, (frame.shape[1] // 2) * 2
+        h, w = self._stream.height, self._stream.width
+        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24")
+        try:
+            self._container.mux(self._stream.encode(image))
+        except (OSError, av.error.FFmpegError) as e:
+            raise OSError(f"cannot write {self.path}: {e}") from e
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush the encoder and close the file (once)."""
+        if self._container is None:
+            return
+        container, self._container = self._container, None
+        try:
+            if self.frames:
+                container.mux(self._stream.encode())
+        except (OSError, av.error.FFmpegError) as e:
+            raise OSError(f"cannot write {self.path}: {e}") from e
+        finally:
+            container.close()
+
+
+def write_mp4(frames: Iterable[np.ndarray], path: str, fps: float = 6.0) -> None:
+    """H.264 mp4 of RGB frames (see :class:`Mp4Writer`)."""
+    with Mp4Writer(path, fps) as writer:
+        for frame in frames:
+            writer.write(frame)
 
 
 def write_gif(frames: Sequence[np.ndarray], path: str, fps: float = 6.0) -> None:
