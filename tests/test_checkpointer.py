@@ -1,15 +1,23 @@
-"""SOCCheckpointer writes atomically, names the file in its errors, and loads Kinetics Video-Swin weights into
-a built model's backbone (``load_pretrained_weights``)."""
+"""SOCCheckpointer writes atomically (a full disk or a killed process loses nothing and leaves nothing
+behind), names the file in its errors, refuses checkpoints that do not fit the model, and loads Kinetics
+Video-Swin weights into a built model's backbone (``load_pretrained_weights``)."""
 
+import errno
 import os
 import re
+import resource
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from detectron2.config import get_cfg
 from torch import nn
 
-from soc.checkpoint import SOCCheckpointer, load_pretrained_weights
+from soc.checkpoint import SOCCheckpointer, WeightsFileError, load_pretrained_weights
 from soc.checkpoint import checkpointer as ckpt_module
 from soc.config import add_soc_config
 from soc.modeling.backbone.video_swin import VideoSwinTransformer
@@ -55,6 +63,182 @@ def test_missing_and_corrupt_files_are_named(tmp_path):
     bad.write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match="bad.pth"):
         SOCCheckpointer(model).load(str(bad))
+
+
+def test_disk_full_keeps_the_previous_checkpoint_and_leaves_nothing(tmp_path, monkeypatch):
+    model = nn.Linear(3, 2)
+    ckpt = SOCCheckpointer(model, str(tmp_path))
+    ckpt.save("model_0001", iteration=1)
+    saved = model.weight.detach().clone()
+
+    def disk_full(data, f):
+        f.write(b"x" * 4096)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ckpt_module.torch, "save", disk_full)
+    with torch.no_grad():
+        model.weight.add_(1)
+    with pytest.raises(OSError) as info:
+        ckpt.save("model_0002", iteration=2)
+    monkeypatch.undo()
+    assert info.value.errno == errno.ENOSPC
+    assert str(tmp_path / "model_0002.pth") in str(info.value) and "No space left on device" in str(
+        info.value
+    )
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0001.pth"]  # no temporary left
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0001.pth"
+    other = nn.Linear(3, 2)
+    assert SOCCheckpointer(other, str(tmp_path)).resume_or_load("", resume=True)["iteration"] == 1
+    torch.testing.assert_close(other.weight, saved, rtol=0, atol=0)
+
+
+def test_a_real_write_error_is_reported_with_the_path(tmp_path):
+    """The kernel refuses the write (file-size limit: EFBIG) inside torch.save's own writer."""
+    model = nn.Linear(256, 256)  # 257 KiB of weights
+    ckpt = SOCCheckpointer(model, str(tmp_path))
+    ckpt.save("model_0001")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # report EFBIG instead of killing the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    try:
+        with pytest.raises(OSError, match=re.escape(str(tmp_path / "model_0002.pth")) + ".*File too large"):
+            ckpt.save("model_0002")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0001.pth"]
+    SOCCheckpointer(nn.Linear(256, 256)).load(str(tmp_path / "model_0001.pth"))
+
+
+def test_checkpoints_get_the_mode_of_other_outputs(tmp_path):
+    old = os.umask(0o027)
+    try:
+        SOCCheckpointer(nn.Linear(3, 2), str(tmp_path)).save("model_final")
+        (tmp_path / "metrics.json").write_text("{}")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"model_final.pth": 0o640, "last_checkpoint": 0o640, "metrics.json": 0o640}
+
+
+_SAVE_THEN_HANG = """
+import sys, time
+from torch import nn
+from soc.checkpoint import SOCCheckpointer, checkpointer
+
+def hang(data, f):
+    f.write(b"partial")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(120)
+
+ckpt = SOCCheckpointer(nn.Linear(3, 2), sys.argv[1])
+ckpt.save("model_0001", iteration=1)
+checkpointer.torch.save = hang
+ckpt.save("model_0002", iteration=2)
+"""
+
+
+def test_a_write_killed_midway_is_cleaned_up_by_the_next_checkpointer(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SAVE_THEN_HANG, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert proc.stdout.readline() == "writing\n"
+    finally:
+        proc.kill()  # SIGKILL: no cleanup code of the writer runs
+        proc.wait()
+    leftover = f".model_0002.pth.tmp-{proc.pid}"
+    assert sorted(os.listdir(tmp_path)) == [leftover, "last_checkpoint", "model_0001.pth"]
+    running = tmp_path / f".model_0003.pth.tmp-{os.getpid()}"  # a write of a live process: kept
+    running.write_bytes(b"in progress")
+
+    model = nn.Linear(3, 2)
+    ckpt = SOCCheckpointer(model, str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == [running.name, "last_checkpoint", "model_0001.pth"]
+    assert ckpt.resume_or_load("", resume=True)["iteration"] == 1
+
+
+class _Net(nn.Module):
+    """9 state_dict entries: 2 + 2 + 5 (BatchNorm's weight, bias, running_mean, running_var, num_batches)."""
+
+    def __init__(self, out: int = 2):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, out)
+        self.bn = nn.BatchNorm1d(4)
+
+
+def _partial_checkpoint(path):
+    """3 of _Net's 9 entries fit: ``bn.*`` is missing, ``b.weight`` has another shape."""
+    sd = {k: v for k, v in _Net(out=5).state_dict().items() if not k.startswith("bn.")}
+    sd["b.bias"] = torch.zeros(2)
+    torch.save({"model": sd}, path)
+    return sd
+
+
+def test_a_checkpoint_that_fills_too_little_of_the_model_is_refused(tmp_path):
+    path = tmp_path / "other.pth"
+    _partial_checkpoint(path)
+    with pytest.raises(ValueError) as info:
+        SOCCheckpointer(_Net()).load(str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path} does not fit this model: 3 of its 9 tensors (33.3%)")
+    assert "MODEL.WEIGHTS_MIN_MATCHED = 0.9" in message
+    bn = ", ".join(
+        f"bn.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    )
+    assert f"5 missing from the file: {bn}\n" in message
+    assert "1 of another shape (file vs model): b.weight (5, 4) vs (2, 4)" in message
+    assert "set MODEL.WEIGHTS_MIN_MATCHED 0" in message
+
+
+@pytest.mark.parametrize("min_matched", [0.0, 0.3])
+def test_a_partial_checkpoint_loads_when_allowed(tmp_path, min_matched):
+    path = tmp_path / "partial.pth"
+    sd = _partial_checkpoint(path)
+    model = _Net()
+    bn_weight = model.bn.weight.detach().clone()
+    SOCCheckpointer(model, min_matched=min_matched).load(str(path))
+    assert torch.equal(model.a.weight, sd["a.weight"]) and torch.equal(model.b.bias, sd["b.bias"])
+    assert torch.equal(model.bn.weight, bn_weight)  # not in the file: left as initialised
+
+
+def test_a_checkpoint_that_fills_nothing_is_refused_even_at_zero(tmp_path):
+    path = tmp_path / "foreign.pth"
+    torch.save({"model": {"a.weight": torch.zeros(8, 3), "conv.weight": torch.zeros(8, 3, 3, 3)}}, path)
+    with pytest.raises(ValueError) as info:
+        SOCCheckpointer(_Net(), min_matched=0).load(str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path} does not fit this model: none of its 9 tensors loads")
+    assert "8 missing from the file: a.bias, b.weight, b.bias, bn.weight, bn.bias (+3 more)" in message
+    assert "a.weight (8, 3) vs (4, 4)" in message and "1 tensors of the file have no place" in message
+    assert "set MODEL.WEIGHTS_MIN_MATCHED" not in message  # no setting helps
+    with pytest.raises(ValueError, match="min_matched"):
+        SOCCheckpointer(_Net(), min_matched=1.5)
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("notes.txt", b"hello, this is not a checkpoint\n"),
+        ("empty.pth", b""),
+        ("weights.pkl", b"model: resnet\n"),
+        ("list.pth", None),
+        ("config.pth", {"lr": 0.1, "model": "soc"}),
+    ],
+)
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, name, content):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save([torch.zeros(1)] if content is None else content, path)
+    with pytest.raises(WeightsFileError, match=f"^{re.escape(str(path))} is not a checkpoint"):
+        SOCCheckpointer(nn.Linear(3, 2)).load(str(path))
 
 
 class _WithBackbone(nn.Module):

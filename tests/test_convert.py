@@ -1,5 +1,6 @@
 """Checkpoint conversion (authors' layout ↔ ours), the command line, on-the-fly loading via MODEL.WEIGHTS."""
 
+import errno
 import importlib.util
 import os
 from pathlib import Path
@@ -181,6 +182,25 @@ def test_refusals(tmp_path, model, official_sd):
     torch.save({"conv1.weight": torch.zeros(1)}, other)
     with pytest.raises(ValueError, match="does not look like"):
         convert_checkpoint_file(str(other), str(tmp_path / "z.pth"))
+
+    listed = tmp_path / "listed.pth"
+    torch.save([torch.zeros(1)], listed)
+    with pytest.raises(ValueError, match=f"^{listed}: checkpoint is a list"):
+        convert_checkpoint_file(str(listed), str(tmp_path / "z.pth"))
+
+
+def test_a_failed_write_leaves_no_output(tmp_path, official_sd, monkeypatch):
+    src, dst = tmp_path / "official.pth.tar", tmp_path / "out.pth"
+    _save_pth_tar(src, official_sd)
+
+    def disk_full(obj, f):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match=f"cannot write {dst}: No space left on device"):
+        convert_checkpoint_file(str(src), str(dst))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["official.pth.tar"]
 
 
 def test_command_line(tmp_path, official_sd, capsys):

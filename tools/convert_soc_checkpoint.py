@@ -4,7 +4,8 @@
     python tools/convert_soc_checkpoint.py ytb_joint_train_swin_b.pth.tar soc_swin_b_joint.pth
 
 The output loads with ``MODEL.WEIGHTS`` (no missing/unexpected keys). ``SOCCheckpointer`` can also read the
-authors' file directly, converting on the fly; this tool makes the conversion explicit and reports it.
+authors' file directly, converting on the fly; this tool makes the conversion explicit and reports it. The
+input is read without running any code it may ask for (``soc.checkpoint.load_weights_file``).
 """
 
 import argparse
@@ -29,7 +30,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         report = convert_checkpoint_file(args.input, args.output, allow_partial=args.allow_partial)
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # the message names the file; no traceback to decode
         print(f"error: {e}", file=sys.stderr)
         return 1
     v = report["variant"]

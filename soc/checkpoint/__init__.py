@@ -1,5 +1,5 @@
-"""Conversion of the authors' checkpoints, a checkpointer that loads them directly, and the loading of the
-pretrained Kinetics backbone into a built model."""
+"""Conversion of the authors' checkpoints, a checkpointer that loads them directly, the loading of the
+pretrained Kinetics backbone into a built model, and weight files read without running their code."""
 
 from .checkpointer import SOCCheckpointer, load_pretrained_weights
 from .convert import (
@@ -12,3 +12,4 @@ from .convert import (
     is_converted_state_dict,
     is_official_state_dict,
 )
+from .weights_io import WeightsFileError, load_weights_file

@@ -13,13 +13,13 @@ read by the model: :func:`load_pretrained_weights` loads it into the built model
 
 import logging
 import os
-import pickle
-import tempfile
-from typing import Any, Dict
+from typing import Any, Dict, List, Mapping, Optional
 
+import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
+from fvcore.common.checkpoint import _IncompatibleKeys
 from torch import nn
 
 from .convert import (
@@ -29,37 +29,102 @@ from .convert import (
     infer_variant,
     is_official_state_dict,
 )
+from .weights_io import WeightsFileError, atomic_write, load_weights_file, remove_stale_temporaries
 
 __all__ = ["SOCCheckpointer", "load_pretrained_weights"]
 
 logger = logging.getLogger(__name__)
 
 
-def _atomic_write(path: str, write) -> None:
-    """Write ``path`` through a temporary file in the same folder and rename it into place, so that a crash
-    (or SIGKILL) leaves either the previous file or the complete new one, never a truncated file."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def _require_mapping(filename: str, obj: Any, what: str = "it") -> None:
+    if not isinstance(obj, Mapping):
+        raise WeightsFileError(
+            f"{filename} is not a checkpoint: {what} holds a {type(obj).__name__}, not a dict"
+        )
+
+
+def _check_state_dict(filename: str, state_dict: Any) -> None:
+    _require_mapping(filename, state_dict, "its model state")
+    for key, value in state_dict.items():
+        if not isinstance(value, (torch.Tensor, np.ndarray)):
+            raise WeightsFileError(
+                f"{filename} is not a checkpoint: its model state holds {key!r}, a {type(value).__name__}, "
+                "where tensors are expected"
+            )
+
+
+def _from_zoo_pickle(filename: str, data: Any) -> Dict[str, Any]:
+    """A detectron2 model-zoo ``.pkl`` (``{"model": ..., "__author__": ...}``) as is; a Caffe2 / Detectron1
+    one (``{name: array}``, under ``blobs`` for detection models) as detectron2 reads it: momentum buffers
+    dropped, names matched heuristically."""
+    _require_mapping(filename, data)
+    if "model" in data and "__author__" in data:
+        return dict(data)
+    blobs = data.get("blobs", data)
+    _require_mapping(filename, blobs, "its 'blobs'")
+    return {
+        "model": {k: v for k, v in blobs.items() if not k.endswith("_momentum")},
+        "__author__": "Caffe2",
+        "matching_heuristics": True,
+    }
+
+
+def _from_pycls(filename: str, data: Any) -> Dict[str, Any]:
+    """A pycls ``.pyth`` (``{"model_state": ...}``), as detectron2 reads it."""
+    _require_mapping(filename, data)
+    if not isinstance(data.get("model_state"), Mapping):
+        raise WeightsFileError(f"{filename} is not a pycls checkpoint: it has no 'model_state' dict")
+    model_state = {k: v for k, v in data["model_state"].items() if not k.endswith("num_batches_tracked")}
+    return {"model": model_state, "__author__": "pycls", "matching_heuristics": True}
+
+
+def _unwrapped(key: str) -> str:
+    """``key`` without the prefix of a model saved inside (Distributed)DataParallel."""
+    return key[len("module.") :] if key.startswith("module.") else key
+
+
+def _some(names: List[str], n: int = 5) -> str:
+    more = f" (+{len(names) - n} more)" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
 
 
 class SOCCheckpointer(DetectionCheckpointer):
     """Loads detectron2 checkpoints and, converted on the fly, the authors' SOC checkpoints.
 
-    Checkpoints and the ``last_checkpoint`` tag are written atomically; a missing or unreadable file is an
-    error that names it.
+    Every file is read by :func:`~soc.checkpoint.weights_io.load_weights_file`, which runs no code the file
+    asks for (detectron2 reads ``.pkl`` files with plain ``pickle.load``). A checkpoint must fill at least
+    ``min_matched`` of the model's tensors. Checkpoints and the ``last_checkpoint`` tag are written
+    atomically; a missing or unreadable file is an error that names it.
     """
 
+    def __init__(
+        self,
+        model: nn.Module,
+        save_dir: str = "",
+        *,
+        min_matched: float = 0.9,
+        save_to_disk: Optional[bool] = None,
+        **checkpointables: Any,
+    ):
+        """
+        Args:
+            model, save_dir, save_to_disk, checkpointables: as for ``DetectionCheckpointer``. Temporary files
+                that a killed process left in ``save_dir`` are removed.
+            min_matched: the share of the model's ``state_dict`` entries that a loaded checkpoint must fill
+                with tensors of the right shape (``MODEL.WEIGHTS_MIN_MATCHED``); 0 accepts any partial
+                initialisation. A checkpoint that fills none is always an error.
+        """
+        if not 0.0 <= min_matched <= 1.0:
+            raise ValueError(f"min_matched (MODEL.WEIGHTS_MIN_MATCHED) must be in [0, 1], got {min_matched}")
+        super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        self.min_matched = min_matched
+        self._loading_path = ""
+        if self.save_dir and self.save_to_disk and os.path.isdir(self.save_dir):
+            remove_stale_temporaries(self.save_dir)
+
     def save(self, name: str, **kwargs: Any) -> None:
+        """Like ``Checkpointer.save``; a failed write (``OSError`` naming the file) leaves the previous
+        checkpoint and ``last_checkpoint`` as they were."""
         if not self.save_dir or not self.save_to_disk:
             return
         data = {"model": self.model.state_dict()}
@@ -68,26 +133,43 @@ class SOCCheckpointer(DetectionCheckpointer):
         basename = f"{name}.pth"
         save_file = os.path.join(self.save_dir, basename)
         self.logger.info(f"Saving checkpoint to {save_file}")
-        _atomic_write(save_file, lambda f: torch.save(data, f))
+        atomic_write(save_file, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(basename)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         tag = os.path.join(self.save_dir, "last_checkpoint")
-        _atomic_write(tag, lambda f: f.write(last_filename_basename.encode()))
+        atomic_write(tag, lambda f: f.write(last_filename_basename.encode()))
 
     def load(self, path: str, *args, **kwargs) -> Dict[str, Any]:
+        """Like ``DetectionCheckpointer.load`` (``path`` "" loads nothing).
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            WeightsFileError: ``path`` is not a checkpoint, or asks for code to run.
+            ValueError: the checkpoint fills fewer than ``min_matched`` of the model's tensors, or none; the
+                model is then partly overwritten and must not be used.
+        """
         if path and "://" not in path and not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint {path} (MODEL.WEIGHTS or last_checkpoint) does not exist")
-        return super().load(path, *args, **kwargs)
+        self._loading_path = path
+        try:
+            return super().load(path, *args, **kwargs)
+        finally:
+            self._loading_path = ""
 
     def _load_file(self, filename: str) -> Dict[str, Any]:
-        try:
-            return super()._load_file(filename)
-        except (pickle.UnpicklingError, EOFError, RuntimeError, OSError) as e:
-            raise RuntimeError(f"cannot read checkpoint {filename}: {e}") from e
+        if filename.endswith(".pkl"):
+            checkpoint = _from_zoo_pickle(filename, load_weights_file(filename))
+        elif filename.endswith(".pyth"):
+            checkpoint = _from_pycls(filename, load_weights_file(filename))
+        else:  # through self._torch_load; wraps a bare state_dict as {"model": ...}
+            checkpoint = super()._load_file(filename)
+        _check_state_dict(filename, checkpoint["model"])
+        return checkpoint
 
     def _torch_load(self, f: str) -> Dict[str, Any]:
-        loaded = super()._torch_load(f)
+        loaded = load_weights_file(f)
+        _require_mapping(f, loaded)
         try:
             state_dict = extract_state_dict(loaded)
         except ValueError:
@@ -103,6 +185,56 @@ class SOCCheckpointer(DetectionCheckpointer):
         )
         return {"model": converted, "__author__": "SOC authors (converted)", "matching_heuristics": False}
 
+    def _load_model(self, checkpoint: Dict[str, Any]) -> _IncompatibleKeys:
+        # Modules fill some entries themselves when the file lacks them (BatchNorm's num_batches_tracked):
+        # only names the file has count. Heuristic matching renames the file's keys: there, only the report.
+        offered = (
+            None if checkpoint.get("matching_heuristics") else {_unwrapped(k) for k in checkpoint["model"]}
+        )
+        incompatible = super()._load_model(checkpoint)
+        own = list(self.model.state_dict())
+        mismatched = {k: f"{k} {tuple(a)} vs {tuple(b)}" for k, a, b in incompatible.incorrect_shapes}
+        reported = set(incompatible.missing_keys)
+        missing = [
+            k
+            for k in own
+            if k not in mismatched and (k in reported or (offered is not None and k not in offered))
+        ]
+        total = len(own)
+        matched = total - len(missing) - len(mismatched)
+        if total and (matched == 0 or matched < self.min_matched * total):
+            raise ValueError(
+                self._poor_fit_message(
+                    matched, total, missing, list(mismatched.values()), len(incompatible.unexpected_keys)
+                )
+            )
+        return incompatible
+
+    def _poor_fit_message(
+        self, matched: int, total: int, missing: List[str], mismatched: List[str], unexpected: int
+    ) -> str:
+        head = f"{self._loading_path or 'the checkpoint'} does not fit this model: "
+        if matched:
+            head += (
+                f"{matched} of its {total} tensors ({matched / total:.1%}) load with matching shapes, "
+                f"fewer than MODEL.WEIGHTS_MIN_MATCHED = {self.min_matched:g} of them"
+            )
+        else:
+            head += f"none of its {total} tensors loads with a matching shape"
+        lines = [head + " (a checkpoint of another architecture or configuration?)"]
+        if missing:
+            lines.append(f"{len(missing)} missing from the file: {_some(missing)}")
+        if mismatched:
+            lines.append(f"{len(mismatched)} of another shape (file vs model): {_some(mismatched)}")
+        if unexpected:
+            lines.append(f"{unexpected} tensors of the file have no place in the model")
+        if matched:
+            lines.append(
+                "set MODEL.WEIGHTS_MIN_MATCHED 0 (or a lower share) to start from a partial checkpoint on "
+                "purpose, as fine-tuning does"
+            )
+        return "\n  ".join(lines)
+
     def load_backbone_pretrained(self, path: str) -> None:
         """
         Load a Kinetics Video-Swin checkpoint (mmaction layout: ``{"state_dict": {"backbone.*": ...}}``, e.g.
@@ -112,6 +244,7 @@ class SOCCheckpointer(DetectionCheckpointer):
 
         Raises:
             FileNotFoundError: ``path`` does not exist.
+            WeightsFileError: ``path`` is not a checkpoint, or asks for code to run.
             ValueError: the file does not fit the backbone (missing, unexpected or differently shaped keys);
                 the message names the file.
         """
@@ -120,10 +253,7 @@ class SOCCheckpointer(DetectionCheckpointer):
             raise FileNotFoundError(
                 f"Video-Swin checkpoint {path} (MODEL.VIDEO_SWIN.PRETRAINED) does not exist"
             )
-        try:
-            loaded = torch.load(local, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, EOFError, RuntimeError) as e:
-            raise RuntimeError(f"cannot read Video-Swin checkpoint {path}: {e}") from e
+        loaded = load_weights_file(local)
         try:
             converted = convert_video_swin_kinetics(extract_state_dict(loaded))
         except ValueError as e:

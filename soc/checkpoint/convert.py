@@ -28,6 +28,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from .weights_io import atomic_write, load_weights_file
+
 __all__ = [
     "convert_official_state_dict",
     "convert_to_official_state_dict",
@@ -268,11 +270,17 @@ def convert_checkpoint_file(src: str, dst: str, allow_partial: bool = False) -> 
         a report: ``variant`` (see :func:`infer_variant`), ``num_tensors``, ``dropped`` and ``unplaced`` keys.
 
     Raises:
+        WeightsFileError: ``src`` is not a checkpoint at all, or asks for code to run (it is read by
+            :func:`~soc.checkpoint.weights_io.load_weights_file`).
         ValueError: ``src`` is already converted, is not an SOC checkpoint, or has keys no rule places (unless
             ``allow_partial``, which writes the placed keys only).
+        OSError: ``src`` cannot be read or ``dst`` written (``dst`` is then left as it was).
     """
-    loaded = torch.load(src, map_location="cpu", weights_only=True)
-    state_dict = extract_state_dict(loaded)
+    loaded = load_weights_file(src)
+    try:
+        state_dict = extract_state_dict(loaded)
+    except ValueError as e:
+        raise ValueError(f"{src}: {e}") from e
     if is_converted_state_dict(state_dict):
         raise ValueError(
             f"{src} is already in our layout (keys such as 'neck.*', 'decoder.*'); nothing to convert"
@@ -286,12 +294,10 @@ def convert_checkpoint_file(src: str, dst: str, allow_partial: bool = False) -> 
             "conversion (pass allow_partial / --allow-partial to write the rest anyway)"
         )
     variant = infer_variant(converted)
-    torch.save(
-        {
-            "model": converted,
-            "__author__": "SOC authors (converted by soc.checkpoint)",
-            "matching_heuristics": False,
-        },
-        dst,
-    )
+    checkpoint = {
+        "model": converted,
+        "__author__": "SOC authors (converted by soc.checkpoint)",
+        "matching_heuristics": False,
+    }
+    atomic_write(dst, lambda f: torch.save(checkpoint, f))
     return {"variant": variant, "num_tensors": len(converted), "dropped": dropped, "unplaced": unplaced}
