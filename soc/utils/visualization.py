@@ -8,11 +8,12 @@ import cv2
 import numpy as np
 import torch
 from detectron2.config import CfgNode
-from detectron2.data import detection_utils as utils
 from PIL import Image
 
 from soc.data import build_soc_mapper
+from soc.data.io import read_image
 
+from .paths import safe_join
 from .video_io import write_gif, write_mp4
 
 # Distinct, readable colours (RGB), one per expression.
@@ -64,9 +65,9 @@ def render_overlays(cfg: CfgNode, model, records: List[dict], out_dir: str, max_
     for video in videos:
         exps = sorted(by_video[video], key=lambda r: int(r["exp_id"]))[:7]
         masks = [model([mapper(dict(r))])[0]["pred_masks"].cpu().numpy() for r in exps]
-        frames = [utils.read_image(f, format="RGB") for f in exps[0]["file_names"]]
+        frames = [read_image(f) for f in exps[0]["file_names"]]
         frames_out = [overlay(frame, [m[t] for m in masks]) for t, frame in enumerate(frames)]
-        folder = os.path.join(out_dir, video)
+        folder = safe_join(out_dir, video)
         os.makedirs(folder, exist_ok=True)
         write_gif(frames_out, os.path.join(folder, "overlay.gif"))
         write_mp4(frames_out, os.path.join(folder, "overlay.mp4"))
