@@ -21,7 +21,7 @@ import json, sys
 from detectron2.engine import HookBase
 from soc.config import setup_cfg
 from soc.engine import Trainer
-from detectron2.engine import default_argument_parser
+from detectron2.engine import default_argument_parser, default_setup
 
 class LossLog(HookBase):
     def after_step(self):
@@ -30,7 +30,9 @@ class LossLog(HookBase):
                                  "loss": self.trainer.storage.history("total_loss").latest()}}) + "\\n")
 
 args = default_argument_parser().parse_args(sys.argv[1:])
-trainer = Trainer(setup_cfg(args.config_file, args.opts))
+cfg = setup_cfg(args.config_file, args.opts)
+default_setup(cfg, args)  # as train_net.py: logging and the RNGs seeded from SEED (same initial weights)
+trainer = Trainer(cfg)
 trainer.register_hooks([LossLog()])
 trainer.resume_or_load(resume=args.resume)
 trainer.train()
