@@ -27,7 +27,13 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        SOCCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        checkpointer = SOCCheckpointer(model, cfg.OUTPUT_DIR, min_matched=cfg.MODEL.WEIGHTS_MIN_MATCHED)
+        if not cfg.MODEL.WEIGHTS and not (args.resume and checkpointer.has_checkpoint()):
+            raise ValueError(
+                "--eval-only needs MODEL.WEIGHTS (a checkpoint file), or --resume with a checkpoint "
+                f"in OUTPUT_DIR {cfg.OUTPUT_DIR}; refusing to evaluate a randomly initialised model"
+            )
+        checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         res = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, res)

@@ -131,7 +131,12 @@ def test_two_processes_end_with_the_same_weights(tmp_path, synth_root, monkeypat
 def test_missing_or_corrupt_weights_give_a_clear_error(tmp_path, synth_root):
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"not a checkpoint")
-    for weights, message in ((tmp_path / "missing.pth", "missing.pth"), (corrupt, "corrupt.pth")):
+    cases = (
+        (tmp_path / "missing.pth", "missing.pth"),
+        (corrupt, "corrupt.pth"),
+        ("", "--eval-only needs MODEL.WEIGHTS"),
+    )
+    for weights, message in cases:
         cmd = [sys.executable, str(ROOT / "train_net.py"), "--config-file", str(CONFIG), "--eval-only"]
         cmd += ["OUTPUT_DIR", str(tmp_path / "out"), "MODEL.WEIGHTS", str(weights)]
         res = subprocess.run(cmd, env=_env(synth_root), capture_output=True, text=True, timeout=300)

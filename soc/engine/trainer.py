@@ -51,7 +51,9 @@ class Trainer(DefaultTrainer):
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED and on_gpu else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = SOCCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = SOCCheckpointer(
+            model, cfg.OUTPUT_DIR, min_matched=cfg.MODEL.WEIGHTS_MIN_MATCHED, trainer=weakref.proxy(self)
+        )
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
