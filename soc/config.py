@@ -138,6 +138,7 @@ _RULES: List[Tuple[str, Callable[[object], bool], str]] = [
         "a positive multiple of 128 (MMF's GroupNorm(32) "
         "and the pixel decoder's GroupNorm(8) over HIDDEN_DIM / 16 channels)",
     ),
+    ("MODEL.WEIGHTS_MIN_MATCHED", lambda v: 0 <= v <= 1, "a share in [0, 1]"),
     ("MODEL.SOC.NUM_FEATURE_LEVELS", lambda v: v >= 1, ">= 1"),
     ("MODEL.SOC.NUM_CLASSES", lambda v: v >= 1, ">= 1"),
     ("MODEL.SOC.NECK.NHEADS", lambda v: v >= 1, ">= 1"),
