@@ -130,3 +130,10 @@ def test_every_bad_value_is_reported_at_once():
     with pytest.raises(ValueError) as err:
         setup_cfg(str(CONFIG_DIR / "synthetic" / "soc_tiny_synth.yaml"), opts)
     assert "INPUT.MIN_SIZE_TEST = 0" in str(err.value) and "SOLVER.IMS_PER_BATCH = 0" in str(err.value)
+
+
+def test_a_value_of_the_wrong_type_names_the_key():
+    with pytest.raises(ValueError, match="SAMPLING_FRAME_NUM"):
+        setup_cfg(
+            str(CONFIG_DIR / "synthetic" / "soc_tiny_synth.yaml"), ["INPUT.SAMPLING_FRAME_NUM", "'five'"]
+        )
