@@ -70,7 +70,7 @@ class SOCPredictor:
             )
         self.model = build_model(cfg).eval()
         if cfg.MODEL.WEIGHTS:
-            SOCCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+            SOCCheckpointer(self.model, min_matched=cfg.MODEL.WEIGHTS_MIN_MATCHED).load(cfg.MODEL.WEIGHTS)
         self.resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
         self.window = cfg.MODEL.SOC.TEST.CLIP_LENGTH or DEFAULT_WINDOW
         self.overlap = cfg.MODEL.SOC.TEST.WINDOW_OVERLAP
