@@ -9,7 +9,7 @@ from detectron2.data import transforms as T
 from PIL import Image
 
 from soc.config import setup_cfg
-from soc.engine.predictor import DEFAULT_WINDOW, SOCPredictor
+from soc.engine.predictor import DEFAULT_WINDOW, SOCPredictor, to_instances
 from soc.utils.video_io import write_mp4
 
 CONFIG = Path(__file__).resolve().parents[1] / "projects/SOC/configs/synthetic/soc_tiny_instant_test.yaml"
@@ -42,7 +42,7 @@ def video(n=8, h=40, w=60, seed=0):
 def assert_same_results(a, b):
     assert len(a) == len(b)
     for x, y in zip(a, b):
-        assert set(x) == set(y) == {"pred_masks", "mask_probs", "pred_boxes", "scores"}
+        assert set(x) == set(y) == {"pred_masks", "mask_probs", "pred_boxes", "scores", "score"}
         for key in x:
             np.testing.assert_array_equal(x[key], y[key])
 
@@ -78,6 +78,7 @@ def test_call_equals_the_models_windowed_inference(predictor):
         np.testing.assert_array_equal(o["pred_boxes"], r["pred_boxes"].numpy())
         scores = r["query_scores"][torch.arange(8), r["query_index"]]
         np.testing.assert_array_equal(o["scores"], scores.numpy())
+        assert o["score"] == pytest.approx(float(scores.mean()), rel=1e-6)
 
 
 def test_every_kind_of_video_input(predictor, tmp_path):
@@ -170,3 +171,25 @@ def test_bad_frames_are_named(predictor, frames, message):
 def test_bad_expressions(predictor, expressions, message):
     with pytest.raises(ValueError, match=message):
         predictor(video(2), expressions)
+
+
+def test_to_instances_feeds_detectron2s_visualizer(predictor):
+    from detectron2.data import MetadataCatalog
+    from detectron2.utils.visualizer import Visualizer
+
+    frames = video(4)
+    out = predictor(frames, EXPRESSIONS)
+    inst = to_instances(out, 2)
+    assert inst.image_size == (40, 60) and len(inst) == 2
+    for e in range(2):
+        assert torch.equal(inst.pred_masks[e], torch.from_numpy(out[e]["pred_masks"][2]))
+        np.testing.assert_array_equal(inst.pred_boxes.tensor[e].numpy(), out[e]["pred_boxes"][2])
+        assert inst.scores[e].item() == pytest.approx(float(out[e]["scores"][2]))
+    assert inst.pred_classes.tolist() == [0, 1]
+    assert len(to_instances(out[1], 0)) == 1
+    meta = MetadataCatalog.get("soc_test_expressions")
+    meta.thing_classes = EXPRESSIONS
+    drawn = Visualizer(frames[2], meta).draw_instance_predictions(inst).get_image()
+    assert drawn.shape == (40, 60, 3)
+    with pytest.raises(IndexError, match="frame 4 is outside the 4 predicted frames"):
+        to_instances(out, 4)

@@ -18,12 +18,13 @@ import torch
 from detectron2.config import CfgNode
 from detectron2.data import transforms as T
 from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances
 
 from soc.checkpoint import SOCCheckpointer
 from soc.modeling.windows import Track, check_window, iter_windows
 from soc.utils.video_io import iter_video
 
-__all__ = ["DEFAULT_WINDOW", "SOCPredictor", "WindowResult"]
+__all__ = ["DEFAULT_WINDOW", "SOCPredictor", "WindowResult", "to_instances"]
 
 # frames per window when MODEL.SOC.TEST.CLIP_LENGTH is 0 ("whole video", which a stream cannot hold): the
 # authors' Ref-DAVIS window
@@ -113,12 +114,46 @@ class SOCPredictor:
         Returns:
             one dict per expression (a list also for a single string): ``pred_masks`` bool (T, H, W),
             ``mask_probs`` float16 (T, H, W), ``pred_boxes`` float32 (T, 4) xyxy in pixels, ``scores``
-            float32 (T,) per-frame presence score of the chosen query.
+            float32 (T,) per-frame presence score of the chosen query, ``score`` float, their mean.
         """
         parts = [w.results for w in self.stream(video, expressions)]
-        return [
+        whole = [
             {k: np.concatenate([p[e][k] for p in parts]) for k in parts[0][e]} for e in range(len(parts[0]))
         ]
+        for prediction in whole:
+            prediction["score"] = float(prediction["scores"].mean())
+        return whole
+
+
+def to_instances(
+    predictions: Union[Dict[str, np.ndarray], Sequence[Dict[str, np.ndarray]]], t: int
+) -> Instances:
+    """detectron2 :class:`Instances` of frame ``t``: one instance per expression, in order.
+
+    Args:
+        predictions: the list :meth:`SOCPredictor.__call__` returns (or one of its dicts).
+        t: frame index.
+
+    Returns:
+        ``Instances`` of the frame's size with ``pred_masks`` (E, H, W) bool, ``pred_boxes`` (E, 4) xyxy,
+        ``scores`` (E,) and ``pred_classes`` (E,) = the expression's index, so that
+        ``Visualizer(frame, metadata).draw_instance_predictions(...)`` labels each mask with its expression
+        when ``metadata.thing_classes`` holds the expressions.
+    """
+    preds = [predictions] if isinstance(predictions, dict) else list(predictions)
+    if not preds:
+        raise ValueError("no predictions given")
+    num_frames, height, width = preds[0]["pred_masks"].shape
+    if not 0 <= t < num_frames:
+        raise IndexError(f"frame {t} is outside the {num_frames} predicted frames")
+    instances = Instances((height, width))
+    instances.pred_masks = torch.from_numpy(np.stack([p["pred_masks"][t] for p in preds]))
+    instances.pred_boxes = Boxes(
+        torch.from_numpy(np.stack([p["pred_boxes"][t] for p in preds]).astype(np.float32))
+    )
+    instances.scores = torch.tensor([float(p["scores"][t]) for p in preds])
+    instances.pred_classes = torch.arange(len(preds))
+    return instances
 
 
 def _expression_list(expressions: Union[str, Sequence[str]]) -> List[str]:
