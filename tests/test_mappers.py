@@ -25,8 +25,9 @@ from soc.data import (
     register_ref_ytvos,
     swap_left_right,
 )
+from soc.data.build import group_expressions, ungroup
 from soc.data.mappers import sample_window
-from soc.data.mappers.clip_utils import masks_to_targets
+from soc.data.mappers.clip_utils import clip_input, masks_to_targets
 
 
 @pytest.mark.parametrize(
@@ -225,3 +226,125 @@ def test_train_mapper_needs_ground_truth():
     }
     with pytest.raises(DataError, match="no ground truth"):
         RefVOSMapper(_cfg(), is_train=True)(record)
+
+
+def _assert_same_input(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], torch.Tensor):
+            assert torch.equal(a[k], b[k]), k
+        else:
+            assert a[k] == b[k], k
+
+
+def test_test_mapper_maps_a_group_like_its_records(tmp_path):
+    """A group of a video's records gives one input (frames once, ``expressions`` normalised) whose
+    per-expression views are the inputs of the records mapped one by one."""
+    frames = _stripes(4, h=16, w=24)
+    _write_video(tmp_path, "vid0000005", frames, np.ones((4, 16, 24), dtype=np.uint8))
+    from soc.data import load_ref_ytvos
+
+    (record,) = load_ref_ytvos(str(tmp_path), "train")
+    texts = ["The thing on the LEFT ", "a  dog", "x"]
+    records = [dict(record, exp_id=str(i), expression=t, obj_ids=[i + 1]) for i, t in enumerate(texts)]
+    mapper = RefVOSMapper(_cfg(MIN_SIZE_TEST=32), is_train=False)
+    (group,) = group_expressions(records)
+    out = mapper(group)
+    assert out["expressions"] == ["the thing on the left", "a dog", "x"] and out["exp_ids"] == ["0", "1", "2"]
+    assert "expression" not in out and out["frames"].shape == (4, 3, 32, 48)
+    singles = ungroup(out)
+    assert len(singles) == 3
+    for single, r in zip(singles, records):
+        _assert_same_input(single, mapper(r))
+    with pytest.raises(ValueError, match="inference only"):
+        RefVOSMapper(_cfg(), is_train=True)(group)
+
+
+def test_flip_swaps_every_expression_of_a_group():
+    group = {"video_id": "v", "expressions": ["Left of the car", "the right one"], "exp_ids": ["0", "1"]}
+    frame = np.zeros((4, 6, 3), dtype=np.uint8)
+    out = clip_input(group, ("expression",), [frame], T.TransformList([T.HFlipTransform(6)]))
+    assert out["expressions"] == ["right of the car", "the left one"] and out["exp_ids"] == ["0", "1"]
+    out = clip_input(group, ("expression",), [frame], T.TransformList([]))
+    assert out["expressions"] == ["left of the car", "the right one"]
+
+
+def _record(vid, exp_id, frames=("00000", "00005"), **extra):
+    return {
+        "video_id": vid,
+        "exp_id": exp_id,
+        "expression": f"expression {exp_id} of {vid}",
+        "file_names": [f"/data/{vid}/{f}.jpg" for f in frames],
+        "frame_names": list(frames),
+        "height": 4,
+        "width": 6,
+        "obj_ids": [int(exp_id)],
+        "annotations": None,
+        **extra,
+    }
+
+
+def test_group_expressions_by_clip():
+    records = [
+        _record("v1", "0"),
+        _record("v2", "0"),
+        _record("v1", "1", temporal=True),
+        _record("v1", "2"),
+        _record("v2", "1"),
+        _record("v1", "3", frames=("00000",)),  # other frames: another clip
+    ]
+    groups = group_expressions(records)
+    assert [(g["video_id"], g["exp_ids"]) for g in groups] == [
+        ("v1", ["0", "1", "2"]),
+        ("v2", ["0", "1"]),
+        ("v1", ["3"]),
+    ]
+    assert groups[0]["expressions"] == ["expression 0 of v1", "expression 1 of v1", "expression 2 of v1"]
+    assert groups[0]["per_expression"] == [
+        {"obj_ids": [0], "annotations": None},
+        {"obj_ids": [1], "annotations": None, "temporal": True},
+        {"obj_ids": [2], "annotations": None},
+    ]
+    assert groups[2]["frame_names"] == ["00000"] and groups[2]["file_names"] == ["/data/v1/00000.jpg"]
+    # ungroup inverts the grouping, clip by clip
+    assert [r for g in groups for r in ungroup(g)] == [records[i] for i in (0, 2, 3, 1, 4, 5)]
+    assert ungroup(records[0]) == [records[0]]
+    chunks = group_expressions(records, max_per_group=2)
+    assert [(g["video_id"], g["exp_ids"]) for g in chunks] == [
+        ("v1", ["0", "1"]),
+        ("v1", ["2"]),
+        ("v2", ["0", "1"]),
+        ("v1", ["3"]),
+    ]
+    assert group_expressions(records, max_per_group=1) == records
+    with pytest.raises(ValueError, match=">= 0"):
+        group_expressions(records, max_per_group=-1)
+    broken = dict(groups[0], exp_ids=["0"])
+    with pytest.raises(ValueError, match="3 expressions, 1 exp_ids"):
+        ungroup(broken)
+
+
+def test_a2d_records_group_by_video_and_annotated_frame():
+    def a2d(vid, frame, inst):
+        return {
+            "video_id": vid,
+            "exp_id": str(inst),
+            "expression": f"actor {inst}",
+            "video_file": f"/a2d/{vid}.mp4",
+            "annotated_frame": frame - 1,
+            "frame_idx": frame,
+            "instance_id": inst,
+            "image_id": f"v_{vid}_f_{frame}_i_{inst}",
+            "obj_ids": [inst],
+            "annotations": {"type": "a2d_h5", "file": f"/a2d/{vid}/{frame:05d}.h5"},
+        }
+
+    records = [a2d("A", 10, 0), a2d("A", 10, 1), a2d("A", 20, 0), a2d("A", 20, 1), a2d("B", 10, 0)]
+    groups = group_expressions(records)
+    assert [(g["video_id"], g["annotated_frame"], g["exp_ids"]) for g in groups] == [
+        ("A", 9, ["0", "1"]),
+        ("A", 19, ["0", "1"]),
+        ("B", 9, ["0"]),
+    ]
+    assert [p["image_id"] for p in groups[1]["per_expression"]] == ["v_A_f_20_i_0", "v_A_f_20_i_1"]
+    assert [r for g in groups for r in ungroup(g)] == records

@@ -6,7 +6,7 @@ import os
 import weakref
 
 import torch
-from detectron2.data import DatasetCatalog, build_detection_test_loader
+from detectron2.data import DatasetCatalog, build_detection_test_loader, get_detection_dataset_dicts
 from detectron2.engine import (
     AMPTrainer,
     DefaultTrainer,
@@ -19,6 +19,7 @@ from detectron2.utils import comm
 
 from soc.checkpoint import SOCCheckpointer, load_pretrained_weights
 from soc.data import build_soc_mapper
+from soc.data.build import group_expressions
 from soc.evaluation import build_evaluator
 
 from .optimizer import build_soc_optimizer
@@ -98,8 +99,15 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
+        """Test samples of ``dataset_name``: the expressions of a clip grouped into one sample (at most
+        ``TEST.MAX_EXPRESSIONS_PER_SAMPLE``; see :func:`soc.data.build.group_expressions`), so that the model
+        encodes the clip once for all of them; ``TEST.MAX_EXPRESSIONS_PER_SAMPLE`` 1 gives one sample per
+        record."""
+        records = get_detection_dataset_dicts(dataset_name, filter_empty=False)
         return build_detection_test_loader(
-            cfg, dataset_name, mapper=build_soc_mapper(cfg, dataset_name, is_train=False)
+            group_expressions(records, cfg.TEST.MAX_EXPRESSIONS_PER_SAMPLE),
+            mapper=build_soc_mapper(cfg, dataset_name, is_train=False),
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
         )
 
     @classmethod

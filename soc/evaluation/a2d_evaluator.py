@@ -28,7 +28,7 @@ from detectron2.utils import comm
 from pycocotools import mask as mask_util
 
 from .metrics import a2d_summary, coco_mask_ap, sample_iou
-from .refvos_evaluator import GTReader, as_numpy
+from .refvos_evaluator import GTReader, as_numpy, expression_pairs
 
 __all__ = ["A2DSentencesEvaluator", "JHMDBSentencesEvaluator", "encode_mask"]
 
@@ -135,12 +135,14 @@ class A2DSentencesEvaluator(DatasetEvaluator):
         Args:
             inputs: mapper dicts with the record's ``image_id`` (or ``video_id``,
                 ``frame_idx``/``annotated_frame``, ``instance_id``/``exp_id``), GT source and, for SynthRVOS,
-                its ``temporal`` flag.
+                its ``temporal`` flag; or groups of the samples of one (video, annotated frame)
+                (``expressions``, with those keys per expression).
             outputs: model dicts with ``query_masks`` bool ``(T', N, H, W)`` and ``query_scores`` ``(T', N)``
                 (every query, for mAP), or only ``pred_masks`` ``(T', H, W)`` and ``score`` (top-1 only: P@K
-                and IoU are unchanged but mAP is then not the benchmark's).
+                and IoU are unchanged but mAP is then not the benchmark's); for a group a list of such dicts,
+                one per expression (see :func:`~soc.evaluation.refvos_evaluator.expression_pairs`).
         """
-        for inp, out in zip(inputs, outputs):
+        for inp, out in expression_pairs(inputs, outputs):
             image_id = self.image_id(inp)
             if "query_masks" in out:
                 masks = as_numpy(out["query_masks"]).astype(bool)  # (T', N, H, W)

@@ -33,7 +33,7 @@ from detectron2.data import DatasetCatalog
 from soc.utils.paths import safe_join
 
 from .metrics import db_statistics, evaluate_unsupervised, split_object_masks
-from .refvos_evaluator import GTReader, RefVOSEvaluator, RefVOSState, as_numpy
+from .refvos_evaluator import GTReader, RefVOSEvaluator, RefVOSState, as_numpy, expression_pairs
 from .ytvos_submission import write_index_png
 
 __all__ = ["RefDAVISEvaluator", "RefDAVISState", "merge_object_probs", "read_index_maps", "NUM_RUNS"]
@@ -201,8 +201,10 @@ class RefDAVISEvaluator(RefVOSEvaluator):
         return self._expected
 
     def process(self, inputs: List[dict], outputs: List[dict]) -> None:
+        """Inputs and outputs as for :meth:`RefVOSEvaluator.process` (ungrouped or grouped); outputs also
+        carry ``mask_probs`` float ``(T, H, W)``."""
         super().process(inputs, outputs)  # identity per-expression J/F
-        for inp, out in zip(inputs, outputs):
+        for inp, out in expression_pairs(inputs, outputs):
             seq, exp_id = inp["video_id"], str(inp["exp_id"])
             run, label = int(exp_id) % NUM_RUNS, int(exp_id) // NUM_RUNS + 1
             if "mask_probs" in out:

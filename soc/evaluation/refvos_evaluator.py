@@ -12,16 +12,17 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
+from ..data.build import ungroup
 from .metrics import db_eval_boundary, db_eval_iou, jf_aggregate
 from .ytvos_submission import write_expression_masks, zip_submission
 
-__all__ = ["RefVOSEvaluator", "RefVOSState", "read_referred_masks", "as_numpy"]
+__all__ = ["RefVOSEvaluator", "RefVOSState", "read_referred_masks", "as_numpy", "expression_pairs"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,32 @@ def as_numpy(x) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+def expression_pairs(inputs: List[dict], outputs: List[Any]) -> Iterator[Tuple[dict, dict]]:
+    """(input, output) of every expression of a batch.
+
+    Args:
+        inputs: mapper dicts: ungrouped (one ``expression``) or groups (``expressions``, E str; see
+            :func:`soc.data.build.group_expressions`).
+        outputs: the model's outputs: a dict for an ungrouped input, a list of E dicts for a group.
+
+    Yields:
+        an ungrouped input with its dict; for a group, each expression's input as
+        :func:`soc.data.build.ungroup` gives it (shaped like an ungrouped input) with its dict, in order.
+    """
+    for inp, out in zip(inputs, outputs):
+        if "expressions" not in inp:
+            yield inp, out
+            continue
+        singles = ungroup(inp)
+        if not isinstance(out, (list, tuple)) or len(out) != len(singles):
+            got = f"a list of {len(out)}" if isinstance(out, (list, tuple)) else type(out).__name__
+            raise ValueError(
+                f"video {inp.get('video_id')}: a group of {len(singles)} expressions needs a list of as many "
+                f"outputs, got {got}"
+            )
+        yield from zip(singles, out)
 
 
 def read_referred_masks(record: dict) -> Optional[np.ndarray]:
@@ -129,10 +156,12 @@ class RefVOSEvaluator(DatasetEvaluator):
         """
         Args:
             inputs: mapper dicts with ``video_id``, ``exp_id``, ``frame_names``, ``height``, ``width``, the
-                record's GT source (``obj_ids``, ``annotations``) and, for SynthRVOS, its ``temporal`` flag.
-            outputs: model dicts with ``pred_masks`` bool ``(T, H, W)`` at the original size.
+                record's GT source (``obj_ids``, ``annotations``) and, for SynthRVOS, its ``temporal`` flag;
+                or groups of a video's expressions (``expressions``, with those keys per expression).
+            outputs: model dicts with ``pred_masks`` bool ``(T, H, W)`` at the original size; for a group a
+                list of such dicts, one per expression (see :func:`expression_pairs`).
         """
-        for inp, out in zip(inputs, outputs):
+        for inp, out in expression_pairs(inputs, outputs):
             key = f"{inp['video_id']}/{inp['exp_id']}"
             masks = self._check_masks(inp, as_numpy(out["pred_masks"]).astype(bool))
             if inp.get("temporal"):

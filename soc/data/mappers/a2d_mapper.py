@@ -4,7 +4,9 @@ Window (``docs/formats_and_metrics.md`` §3.3, MTTR's rule; :func:`~soc.data.io.
 indices ``c - w//2 ... c + (w+1)//2 - 1`` around the annotated frame c, clamped to the video; the annotated
 frame sits at position ``w//2`` and is the only kept frame (``keep_frames``), the only one with targets.
 ``w`` is ``INPUT.SAMPLING_FRAME_NUM`` for training and ``INPUT.TEST_WINDOW`` for inference. A2D frames are
-decoded from the mp4 with PyAV; JHMDB frames are PNGs.
+decoded from the mp4 with PyAV; JHMDB frames are PNGs. For inference the mapper also takes a group of the
+records of one (video, annotated frame) (A2D: one per instance; :func:`soc.data.build.group_expressions`),
+whose window is then decoded once for all of its expressions.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class A2DMapper:
         return frames, indices, file_names, frame_names
 
     def __call__(self, record: dict) -> dict:
+        """Map one record (or, for inference, a group of records that share the window)."""
+        if self.is_train and "expressions" in record:
+            raise ValueError(f"video {record.get('video_id')}: groups of expressions are for inference only")
         frames, indices, file_names, frame_names = self._read_window(record)
         keep = self.window_size // 2
         assert indices[keep] == record["annotated_frame"], (indices, record["annotated_frame"])

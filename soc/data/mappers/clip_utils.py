@@ -160,25 +160,33 @@ def clip_input(
     """The model-input fields that every mapper fills alike (``DEVELOPERS.md``, "Model input").
 
     Args:
-        record: the dataset record; its keys other than ``rewritten`` pass through untouched.
+        record: the dataset record, or a group of records of one clip (``expressions``, see
+            :func:`soc.data.build.group_expressions`); its keys other than ``rewritten`` pass through
+            untouched.
         rewritten: the record keys the mapper replaces or drops.
         frames: the clip's frames, uint8 RGB ``(H, W, 3)`` at the original size.
         tfm: the clip's transform, applied to every frame.
 
     Returns:
-        the pass-through keys, then ``frames`` uint8 ``(T, 3, H', W')`` (transformed), ``expression``
-        (normalised, "left"/"right" swapped when ``tfm`` flips) and the original ``height``, ``width``; the
-        mapper adds the rest.
+        the pass-through keys, then ``frames`` uint8 ``(T, 3, H', W')`` (transformed), ``expression`` (a
+        group: ``expressions``, E str) normalised, "left"/"right" swapped when ``tfm`` flips, and the original
+        ``height``, ``width``; the mapper adds the rest.
     """
     height, width = frames[0].shape[:2]
-    expression = normalize_expression(record["expression"])
-    if has_hflip(tfm):
-        expression = swap_left_right(expression)
+    flip = has_hflip(tfm)
+
+    def text(raw: str) -> str:
+        expression = normalize_expression(raw)
+        return swap_left_right(expression) if flip else expression
+
     out = {k: v for k, v in record.items() if k not in rewritten}
+    if "expressions" in record:
+        out["expressions"] = [text(e) for e in record["expressions"]]
+    else:
+        out["expression"] = text(record["expression"])
     out.update(
         {
             "frames": frames_to_tensor([tfm.apply_image(f) for f in frames]),
-            "expression": expression,
             "height": height,
             "width": width,
         }

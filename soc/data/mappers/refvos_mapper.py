@@ -8,7 +8,9 @@ object. So windows in which the object is invisible in every frame are never pro
 windows), and an object that is in no mask at all is an error. Videos shorter than the window are padded by
 repeating their last frame (MTTR); a record with a single frame (an image) gives a one-frame clip.
 
-Inference: the whole video, resized with ``INPUT.MIN/MAX_SIZE_TEST``, without targets.
+Inference: the whole video, resized with ``INPUT.MIN/MAX_SIZE_TEST``, without targets; for a record or for a
+group of one video's records (``expressions``, :func:`soc.data.build.group_expressions`), whose frames are
+then read once for all of its expressions.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class RefVOSMapper:
 
     Training: a clip of ``sampling_frame_num`` frames around a frame that shows the referred object, with
     ``frame_indices`` and ``targets``. Inference: every frame of the video, no targets; ``obj_ids`` and
-    ``annotations`` pass through, so an evaluator reads ground truth with ``read_masks(input)``.
+    ``annotations`` pass through, so an evaluator reads ground truth with ``read_masks(input)``. A group of
+    records gives one input with ``expressions`` (E str) and its ``exp_ids`` and ``per_expression`` lists.
     """
 
     @configurable
@@ -77,8 +80,13 @@ class RefVOSMapper:
         }
 
     def __call__(self, record: dict) -> Optional[dict]:
-        """Map one record. Returns None only in training, when every crop hid the object."""
-        return self._train_clip(record) if self.is_train else self._test_clip(record)
+        """Map one record (or, for inference, a group). Returns None only in training, when every crop hid
+        the object."""
+        if not self.is_train:
+            return self._test_clip(record)
+        if "expressions" in record:
+            raise ValueError(f"video {record.get('video_id')}: groups of expressions are for inference only")
+        return self._train_clip(record)
 
     def _anchor(self, record: dict, num_frames: int) -> int:
         names = record.get("obj_frames")
