@@ -4,6 +4,7 @@ evaluation of PNG folders (``folder_eval``, behind ``tools/eval_jf.py``)."""
 from .a2d_evaluator import A2DSentencesEvaluator, JHMDBSentencesEvaluator
 from .build import build_evaluator
 from .folder_eval import evaluate_folders
+from .long_rvos import LongRVOSEvaluator, evaluate_long_rvos_folder
 from .ref_davis_evaluator import RefDAVISEvaluator
 from .refvos_evaluator import RefVOSEvaluator
 
@@ -13,5 +14,7 @@ __all__ = [
     "RefDAVISEvaluator",
     "A2DSentencesEvaluator",
     "JHMDBSentencesEvaluator",
+    "LongRVOSEvaluator",
     "evaluate_folders",
+    "evaluate_long_rvos_folder",
 ]

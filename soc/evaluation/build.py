@@ -9,6 +9,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 
 from .a2d_evaluator import A2DSentencesEvaluator, JHMDBSentencesEvaluator
+from .long_rvos import LongRVOSEvaluator
 from .ref_davis_evaluator import RefDAVISEvaluator
 from .refvos_evaluator import RefVOSEvaluator
 
@@ -38,7 +39,8 @@ def build_evaluator(cfg, dataset_name: str, output_folder: Optional[str] = None)
     ``MetadataCatalog.get(dataset_name).evaluator_type`` selects it: ``ref_ytvos`` -> :class:`RefVOSEvaluator`
     (per-expression J&F; always writes the submission zip when ``output_folder`` is given), ``ref_davis`` ->
     :class:`RefDAVISEvaluator` (four annotator runs, unsupervised DAVIS protocol), ``a2d_sentences`` /
-    ``jhmdb_sentences`` -> :class:`A2DSentencesEvaluator` / :class:`JHMDBSentencesEvaluator`. ``cfg`` is not
+    ``jhmdb_sentences`` -> :class:`A2DSentencesEvaluator` / :class:`JHMDBSentencesEvaluator`, ``long_rvos`` ->
+    :class:`LongRVOSEvaluator` (J&F, tIoU, vIoU, identity switches per expression type). ``cfg`` is not
     read (kept for detectron2's ``build_evaluator`` signature).
     """
     meta = MetadataCatalog.get(dataset_name)
@@ -53,7 +55,9 @@ def build_evaluator(cfg, dataset_name: str, output_folder: Optional[str] = None)
         return JHMDBSentencesEvaluator(
             dataset_name, output_folder, gt_json=_coco_gt_json(meta, evaluator_type)
         )
+    if evaluator_type == "long_rvos":
+        return LongRVOSEvaluator(dataset_name, output_folder)
     raise NotImplementedError(
         f"no evaluator for dataset {dataset_name!r} with evaluator_type {evaluator_type!r} "
-        "(expected ref_ytvos, ref_davis, a2d_sentences or jhmdb_sentences)"
+        "(expected ref_ytvos, ref_davis, a2d_sentences, jhmdb_sentences or long_rvos)"
     )

@@ -8,6 +8,7 @@ import os
 
 from .a2d_sentences import register_a2d_sentences
 from .jhmdb_sentences import register_jhmdb_sentences
+from .long_rvos import register_long_rvos
 from .ref_davis import register_ref_davis17
 from .ref_ytvos import register_ref_ytvos
 from .refcoco import register_refcoco
@@ -36,6 +37,13 @@ _PREDEFINED_SPLITS_JHMDB = {
     "jhmdb_sentences_test": "jhmdb_sentences",
     "synthrvos_jhmdb_test": "synthrvos/jhmdb",
 }
+# name -> (folder, split)
+_PREDEFINED_SPLITS_LONG_RVOS = {
+    "long_rvos_train": ("long_rvos", "train"),
+    "long_rvos_valid": ("long_rvos", "valid"),
+    "long_rvos_test": ("long_rvos", "test"),
+    "synthrvos_long_valid": ("synthrvos/long_rvos", "valid"),  # python -m soc.data.synthetic ... --long
+}
 # name -> (dataset, split); all under <root>/coco
 _PREDEFINED_SPLITS_REFCOCO = {
     f"{prefix}_{split}": (dataset, split)
@@ -54,6 +62,8 @@ def register_all(root: str) -> None:
         register_a2d_sentences(name, os.path.join(root, folder), split)
     for name, folder in _PREDEFINED_SPLITS_JHMDB.items():
         register_jhmdb_sentences(name, os.path.join(root, folder))
+    for name, (folder, split) in _PREDEFINED_SPLITS_LONG_RVOS.items():
+        register_long_rvos(name, os.path.join(root, folder), split)
     for name, (dataset, split) in _PREDEFINED_SPLITS_REFCOCO.items():
         register_refcoco(name, os.path.join(root, "coco"), dataset, split)
 
