@@ -30,6 +30,15 @@ def add_soc_config(cfg: CN) -> None:
     )
     cfg.MODEL.VIDEO_SWIN.FROZEN_STAGES = -1  # freeze the patch embedding and stages < this index; -1 = none
 
+    # -------------------------------------------------------------- backbone: a timm network per frame
+    # (build_timm_frame_backbone; build_frame_resnet_backbone, detectron2's ResNet, reads MODEL.RESNETS)
+    cfg.MODEL.TIMM = CN()
+    cfg.MODEL.TIMM.NAME = "efficientnet_lite0"  # timm model, built with features_only=True and no weights
+    cfg.MODEL.TIMM.OUT_INDICES = []  # timm's feature levels returned as res<log2 stride>; [] = strides 4..32
+    cfg.MODEL.TIMM.FREEZE_BN = True  # BatchNorm -> frozen affine map (detectron2's FrozenBN): small batches
+    cfg.MODEL.TIMM.FROZEN_STAGES = -1  # freeze the stem and the first k returned levels' stages; -1 = none
+    cfg.MODEL.TIMM.PRETRAINED = ""  # ImageNet weights, loaded if MODEL.WEIGHTS is "" (soc.checkpoint)
+
     cfg.MODEL.SOC = CN()
     cfg.MODEL.SOC.HIDDEN_DIM = 256  # d_model of fusion, transformers and heads
     cfg.MODEL.SOC.NUM_FEATURE_LEVELS = 4  # s8, s16, s32 + one extra stride-2 conv on the last stage (s64)
@@ -140,6 +149,7 @@ _RULES: List[Tuple[str, Callable[[object], bool], str]] = [
         "and the pixel decoder's GroupNorm(8) over HIDDEN_DIM / 16 channels)",
     ),
     ("MODEL.WEIGHTS_MIN_MATCHED", lambda v: 0 <= v <= 1, "a share in [0, 1]"),
+    ("MODEL.TIMM.FROZEN_STAGES", lambda v: v >= -1, ">= -1 (-1 = nothing frozen)"),
     ("MODEL.SOC.NUM_FEATURE_LEVELS", lambda v: v >= 1, ">= 1"),
     ("MODEL.SOC.NUM_CLASSES", lambda v: v >= 1, ">= 1"),
     ("MODEL.SOC.NECK.NHEADS", lambda v: v >= 1, ">= 1"),
