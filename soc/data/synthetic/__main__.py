@@ -4,7 +4,7 @@ import argparse
 import sys
 from typing import List, Optional, Tuple
 
-from .generate import DEFAULT_SIZES, DEFAULT_SPLITS, FORMATS, generate
+from .generate import DEFAULT_FRAMES, DEFAULT_SIZES, DEFAULT_SPLITS, FORMATS, LONG_FRAMES, generate
 
 
 def _pair(text: str, sep: str) -> Tuple[int, int]:
@@ -21,7 +21,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--videos", type=int, required=True, help="number of videos")
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--frames", default="8:16", help="MIN:MAX frames per video (default 8:16)")
+    parser.add_argument(
+        "--frames",
+        default=None,
+        help="MIN:MAX frames per video (default %d:%d, with --long %d:%d)" % (DEFAULT_FRAMES + LONG_FRAMES),
+    )
+    parser.add_argument(
+        "--long",
+        action="store_true",
+        help="long videos: looping motions, a look-alike pair in every video whose first object leaves the "
+        "frame and comes back",
+    )
     parser.add_argument(
         "--size",
         default=None,
@@ -43,10 +53,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.format,
             args.videos,
             args.seed,
-            frames=_pair(args.frames, ":"),
+            frames=_pair(args.frames, ":") if args.frames else None,
             size=_pair(args.size, "x") if args.size else None,
             split=args.split,
             force=args.force,
+            long_videos=args.long,
         )
     except (FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

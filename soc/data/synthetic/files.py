@@ -17,6 +17,7 @@ __all__ = [
     "write_jpeg",
     "write_png_rgb",
     "write_palette_png",
+    "write_binary_png",
     "write_json",
     "write_text",
     "write_mp4",
@@ -49,6 +50,12 @@ def write_palette_png(path: str, index: np.ndarray) -> None:
     img = Image.fromarray(index.astype(np.uint8))
     img.putpalette(_PALETTE)  # an 'L' image with a palette becomes 'P', values unchanged
     img.save(path, format="PNG", optimize=False)
+
+
+def write_binary_png(path: str, mask: np.ndarray) -> None:
+    """8-bit greyscale PNG (mode 'L') of a bool ``(H, W)`` mask: 255 = foreground, 0 = background."""
+    _parent(path)
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path, format="PNG", optimize=False)
 
 
 def write_json(path: str, obj) -> None:

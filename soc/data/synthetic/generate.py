@@ -24,16 +24,19 @@ from typing import Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from . import long_rvos_writer  # noqa: F401  (adds the long_rvos format to WRITERS)
 from .videos import draw_video
 from .writers import WRITERS, SynthWriter
 
-__all__ = ["generate", "FORMATS", "DEFAULT_SIZES", "DEFAULT_SPLITS"]
+__all__ = ["generate", "FORMATS", "DEFAULT_SIZES", "DEFAULT_SPLITS", "DEFAULT_FRAMES", "LONG_FRAMES"]
 
 logger = logging.getLogger(__name__)
 
 FORMATS = tuple(WRITERS)
 DEFAULT_SIZES = {name: w.default_size for name, w in WRITERS.items()}
 DEFAULT_SPLITS = {name: w.default_split for name, w in WRITERS.items()}
+DEFAULT_FRAMES = (8, 16)  # frames per video (min, max)
+LONG_FRAMES = (300, 400)  # the same with long_videos
 
 
 def _prepare_out(out: str, writer: SynthWriter, force: bool) -> None:
@@ -61,11 +64,12 @@ def generate(
     videos: int,
     seed: int,
     *,
-    frames: Tuple[int, int] = (8, 16),
+    frames: Optional[Tuple[int, int]] = None,
     size: Optional[Tuple[int, int]] = None,
     split: Optional[str] = None,
     force: bool = False,
-    temporal_fraction: float = 0.3,
+    long_videos: bool = False,
+    temporal_fraction: Optional[float] = None,
     test_videos: Optional[int] = None,
     test_fraction: float = 0.25,
     progress: bool = True,
@@ -74,15 +78,20 @@ def generate(
 
     Args:
         out: dataset root (e.g. ``$SOC_DATASETS/synthrvos/ytvos``).
-        format: ``ytvos``, ``davis``, ``a2d`` or ``jhmdb``.
+        format: ``ytvos``, ``davis``, ``a2d``, ``jhmdb`` or ``long_rvos``.
         videos: number of videos of the split (ytvos ``valid``: with masks; see ``test_videos``).
         seed: everything is a function of it.
-        frames: (min, max) frames per video.
-        size: (H, W); default 96x160 (ytvos, davis), 320x426 (a2d), 240x320 (jhmdb).
+        frames: (min, max) frames per video; default ``DEFAULT_FRAMES`` (8, 16), ``LONG_FRAMES`` (300, 400)
+            with ``long_videos``.
+        size: (H, W); default 96x160 (ytvos, davis, long_rvos), 320x426 (a2d), 240x320 (jhmdb).
         split: ytvos/davis ``train`` | ``valid``; a2d ``train`` | ``test`` | ``all`` (both subsets in one
-            root); jhmdb ``test``. Default: ytvos ``train``, davis ``valid``, a2d ``all``, jhmdb ``test``.
+            root); jhmdb ``test``; long_rvos ``train`` | ``valid`` | ``test``. Default: ytvos ``train``, davis
+            ``valid``, a2d ``all``, jhmdb ``test``, long_rvos ``valid``.
         force: replace previously generated paths of this format/split.
-        temporal_fraction: share of videos with a look-alike pair told apart by motion only.
+        long_videos: looping motions that stay true over hundreds of frames, the first object of every
+            look-alike pair leaving the frame and coming back (see :mod:`.scene`).
+        temporal_fraction: share of videos with a look-alike pair told apart by motion only; default 0.3,
+            1 with ``long_videos``.
         test_videos: ytvos ``valid`` only: extra videos listed in ``meta_expressions/test`` (and so in
             ``meta_expressions/valid``), without masks; default ``max(1, videos // 4)``.
         test_fraction: a2d ``all`` only: share of the videos flagged test.
@@ -104,6 +113,9 @@ def generate(
         raise ValueError(f"format {format} has splits {writer_cls.splits}, not {split!r}")
     if videos < 1:
         raise ValueError("videos must be >= 1")
+    frames = frames or (LONG_FRAMES if long_videos else DEFAULT_FRAMES)
+    if temporal_fraction is None:
+        temporal_fraction = 1.0 if long_videos else 0.3
     if not 1 <= frames[0] <= frames[1]:
         raise ValueError(f"bad frame range {frames}")
     h, w = size or writer_cls.default_size
@@ -118,7 +130,16 @@ def generate(
         rng = np.random.default_rng([seed, i])
         t = _frame_count(rng, frames)
         annotated = writer.annotated_frames(t)
-        video = draw_video(rng, h, w, t, temporal=i in temporal_ids, style=format, annotated=annotated)
+        video = draw_video(
+            rng,
+            h,
+            w,
+            t,
+            temporal=i in temporal_ids,
+            style=format,
+            annotated=annotated,
+            long_videos=long_videos,
+        )
         writer.add(writer.describe(rng, i, video, extra=i >= videos))
     truth = writer.finish()
     truth.update(format=format, root=out, split=split, seed=seed)

@@ -2,6 +2,11 @@
 drawn back to front; each object's mask is its visible part (empty when it has left, is hidden or has not
 appeared yet). Everything is drawn from a ``numpy.random.Generator``, so a scene is a pure function of its
 seed.
+
+Long videos (``long_videos=True``, hundreds of frames) use looping motions instead, so that a motion phrase
+stays true over the whole video: an object that "moves left" crosses the frame 1.5-2.5 times, leaving on the
+left and coming back on the right after a while out of view; one that "turns around" goes back and forth
+1.5-3 times; one that "stays still" stays. Objects never "appear later" or "leave the frame" for good.
 """
 
 from __future__ import annotations
@@ -12,7 +17,17 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["SHAPES", "COLOURS", "SIZES", "MOTIONS", "SceneObject", "Scene", "sample_scene", "render_scene"]
+__all__ = [
+    "SHAPES",
+    "COLOURS",
+    "SIZES",
+    "MOTIONS",
+    "LONG_MOTIONS",
+    "SceneObject",
+    "Scene",
+    "sample_scene",
+    "render_scene",
+]
 
 SHAPES = ("circle", "square", "triangle", "star", "ring", "cross")
 COLOURS = {
@@ -35,6 +50,8 @@ MOTIONS = (
     "appears later",
     "leaves the frame",
 )
+# the motions of long videos; the four "moves" loop through the border (leave, stay out a while, come back)
+LONG_MOTIONS = ("moves left", "moves right", "moves up", "moves down", "stays still", "turns around")
 _DIRS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 
 
@@ -200,29 +217,75 @@ def _trajectory(rng: np.random.Generator, motion: str, r: float, h: int, w: int,
     return centres, present, direction
 
 
+def _looping_trajectory(rng: np.random.Generator, motion: str, r: float, h: int, w: int, t: int):
+    """Centres (T, 2), presence (T,) and exit direction (None) for a motion of ``LONG_MOTIONS``.
+
+    "moves <dir>": constant speed along <dir>, 1.5-2.5 laps over the video; a lap is the crossing (the centre
+    goes from ``-r`` to ``W + r``, mirrored for left/up) plus a stretch out of view of 20-50 % of it, after
+    which the object re-enters on the opposite side. The first frame shows the object whole.
+    "turns around": a triangle wave of 1.5-3 periods along a random direction.
+    """
+    lo = np.array([r, r])
+    hi = np.array([w - r, h - r])
+    centres = np.repeat(rng.uniform(lo, hi)[None], t, axis=0)
+    present = np.ones(t, dtype=bool)
+    if motion.startswith("moves"):
+        d = np.array(_DIRS[motion.split()[-1]], dtype=float)
+        axis = 0 if d[0] != 0 else 1
+        extent = (w, h)[axis]
+        crossing = extent + 2 * r  # centre positions from -r to extent + r
+        lap = crossing * (1 + rng.uniform(0.2, 0.5))
+        speed = lap * rng.uniform(1.5, 2.5) / max(t - 1, 1)  # pixels per frame
+        start = rng.uniform(r, extent - r)  # where the (forward) centre is at frame 0
+        travel = (start + r + speed * np.arange(t)) % lap  # position along the lap, crossing first
+        forward = travel - r
+        centres[:, axis] = forward if d[axis] > 0 else extent - forward
+        present = travel < crossing
+    elif motion == "turns around":
+        axis = int(rng.integers(2))
+        half = rng.uniform(0.3, 0.45) * (hi[axis] - lo[axis]) / 2  # half the swing
+        mid = rng.uniform(lo[axis] + half, hi[axis] - half)
+        phase = rng.uniform(1.5, 3.0) * np.linspace(0.0, 1.0, t) + rng.uniform()  # periods
+        triangle = 4 * np.abs(phase - np.floor(phase + 0.5)) - 1  # in [-1, 1]
+        centres[:, axis] = mid + half * triangle
+    elif motion != "stays still":
+        raise ValueError(f"{motion!r} is not a long-video motion {LONG_MOTIONS}")
+    return centres, present, None
+
+
 def sample_scene(
-    rng: np.random.Generator, h: int, w: int, t: int, temporal: bool
+    rng: np.random.Generator, h: int, w: int, t: int, temporal: bool, long_videos: bool = False
 ) -> Tuple[List[SceneObject], List[int], Tuple[int, ...]]:
-    """Draw 2-4 objects (a look-alike pair differing only in motion when ``temporal``) and a depth order."""
+    """Draw 2-4 objects (a look-alike pair differing only in motion when ``temporal``) and a depth order.
+
+    With ``long_videos`` the motions are those of ``LONG_MOTIONS`` (looping) and the first of the pair always
+    "moves" somewhere, so it leaves the frame and comes back.
+    """
     k = int(rng.integers(2, 5))
     looks: List[Tuple[str, str, str]] = []
     motions: List[str] = []
     pair: Tuple[int, ...] = ()
+    pool = LONG_MOTIONS if long_videos else MOTIONS
     if temporal:
         look = (str(rng.choice(SHAPES)), str(rng.choice(list(COLOURS))), str(rng.choice(list(SIZES))))
-        m = rng.choice(len(MOTIONS), size=2, replace=False)
+        if long_videos:
+            first = str(rng.choice(LONG_MOTIONS[:4]))
+            motions += [first, str(rng.choice([m for m in LONG_MOTIONS if m != first]))]
+        else:
+            m = rng.choice(len(MOTIONS), size=2, replace=False)
+            motions += [MOTIONS[m[0]], MOTIONS[m[1]]]
         looks += [look, look]
-        motions += [MOTIONS[m[0]], MOTIONS[m[1]]]
         pair = (1, 2)
     while len(looks) < k:  # every other object looks different from all the rest
         look = (str(rng.choice(SHAPES)), str(rng.choice(list(COLOURS))), str(rng.choice(list(SIZES))))
         if look not in looks:
             looks.append(look)
-            motions.append(str(rng.choice(MOTIONS)))
+            motions.append(str(rng.choice(pool)))
+    trajectory = _looping_trajectory if long_videos else _trajectory
     objects = []
     for i, ((shape, colour, size), motion) in enumerate(zip(looks, motions)):
         r = SIZES[size] * min(h, w)
-        centres, present, direction = _trajectory(rng, motion, r, h, w, t)
+        centres, present, direction = trajectory(rng, motion, r, h, w, t)
         angle = float(rng.uniform(-0.25, 0.25))
         objects.append(SceneObject(i + 1, shape, colour, size, motion, r, angle, centres, present, direction))
     depth = [int(d) + 1 for d in rng.permutation(k)]  # back to front

@@ -36,7 +36,7 @@ def _expressions_for(rng, scene: Scene, obj, style: str, temporal: bool) -> List
     cands = candidate_expressions(scene, obj, fams)
     if not cands:
         return []
-    if style == "ytvos":
+    if style in ("ytvos", "long_rvos"):
         picked = pick_expressions(rng, cands, int(rng.integers(1, 4)))
     elif style in ("a2d", "jhmdb"):
         picked = pick_expressions(rng, cands, 1)
@@ -61,6 +61,7 @@ def draw_video(
     temporal: bool,
     style: str,
     annotated: Optional[Sequence[int]] = None,
+    long_videos: bool = False,
     max_tries: int = 200,
 ) -> SynthVideo:
     """Draw a video whose every object is visible in at least ``max(2, T//4)`` frames and has at least one
@@ -69,12 +70,13 @@ def draw_video(
 
     Args:
         temporal: include a look-alike pair differing only in motion, described by motion expressions.
-        style: expression plan, ``ytvos`` (1-3 per object), ``davis`` (4 annotator runs per object),
-            ``a2d`` (1 per object) or ``jhmdb`` (1, for a single actor).
+        style: expression plan, ``ytvos`` or ``long_rvos`` (1-3 per object), ``davis`` (4 annotator runs per
+            object), ``a2d`` (1 per object) or ``jhmdb`` (1, for a single actor).
+        long_videos: looping motions that stay true over hundreds of frames (see :mod:`.scene`).
     """
     min_visible = max(2, t // 4)
     for _ in range(max_tries):
-        objects, depth, pair = sample_scene(rng, h, w, t, temporal)
+        objects, depth, pair = sample_scene(rng, h, w, t, temporal, long_videos)
         scene = render_scene(rng, objects, depth, h, w, t, pair)
         visible = {o.obj_id: (scene.mask(o.obj_id).sum(axis=(1, 2)) >= 4) for o in objects}
         if any(v.sum() < min_visible for v in visible.values()):

@@ -492,7 +492,8 @@ class JHMDBWriter(SynthWriter):
         return super().finish()
 
 
-# format name -> writer, in the order the command line lists them
+# format name -> writer, in the order the command line lists them; writers kept in their own module add
+# themselves on import (``long_rvos_writer``)
 WRITERS: Dict[str, Type[SynthWriter]] = {
     w.name: w for w in (YtvosWriter, DavisWriter, A2DWriter, JHMDBWriter)
 }
