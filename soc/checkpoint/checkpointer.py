@@ -29,6 +29,7 @@ from .convert import (
     infer_variant,
     is_official_state_dict,
 )
+from .efficientnet_lite import load_timm_backbone_weights
 from .weights_io import WeightsFileError, atomic_write, load_weights_file, remove_stale_temporaries
 
 __all__ = ["SOCCheckpointer", "load_pretrained_weights"]
@@ -280,7 +281,9 @@ def load_pretrained_weights(model: nn.Module, cfg: CfgNode) -> bool:
     """
     Initialise a freshly built SOC model from pretrained files when it is trained from scratch: with
     ``MODEL.WEIGHTS`` empty and ``MODEL.VIDEO_SWIN.PRETRAINED`` set, the Kinetics Video-Swin weights go into
-    ``model.backbone`` (see :meth:`SOCCheckpointer.load_backbone_pretrained`). With ``MODEL.WEIGHTS`` set,
+    ``model.backbone`` (see :meth:`SOCCheckpointer.load_backbone_pretrained`); with ``MODEL.TIMM.PRETRAINED``
+    set, ImageNet weights go into a timm frame backbone (see
+    :func:`~soc.checkpoint.efficientnet_lite.load_timm_backbone_weights`). With ``MODEL.WEIGHTS`` set,
     that file holds the whole model and nothing is loaded here. Call it once after ``build_model``, before
     ``resume_or_load`` (a resumed checkpoint then overrides it).
 
@@ -291,6 +294,9 @@ def load_pretrained_weights(model: nn.Module, cfg: CfgNode) -> bool:
     Returns:
         True when weights were loaded.
     """
+    if cfg.MODEL.TIMM.PRETRAINED and not cfg.MODEL.WEIGHTS:
+        load_timm_backbone_weights(model, cfg.MODEL.TIMM.PRETRAINED)
+        return True
     path = cfg.MODEL.VIDEO_SWIN.PRETRAINED
     if not path or cfg.MODEL.WEIGHTS:
         return False
