@@ -104,7 +104,7 @@ class SOC(nn.Module):
         backbone = build_backbone(cfg, ShapeSpec(channels=len(cfg.MODEL.PIXEL_MEAN)))
         shapes = backbone.output_shape()
         hidden = cfg.MODEL.SOC.HIDDEN_DIM
-        mask_in = cfg.MODEL.VIDEO_SWIN.OUT_FEATURES[0]
+        mask_in = min(shapes, key=lambda name: shapes[name].stride)  # the finest map
         m = cfg.MODEL.SOC.MASK_HEAD
         return {
             "backbone": backbone,

@@ -116,7 +116,7 @@ class MMF(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]) -> Dict:
-        names = [n for n in cfg.MODEL.VIDEO_SWIN.OUT_FEATURES if n in input_shape]
+        names = sorted(input_shape, key=lambda name: input_shape[name].stride)
         return {
             "input_shape": input_shape,
             "in_features": names[-3:],
