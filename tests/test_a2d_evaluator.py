@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from soc.data.build import group_expressions
 from soc.evaluation import A2DSentencesEvaluator, JHMDBSentencesEvaluator
 from soc.evaluation.a2d_evaluator import encode_mask
 
@@ -213,6 +214,42 @@ def test_temporal_subset_reported():
     assert res["oIoU"] == pytest.approx(0.5)
 
 
+def shared_frame_records():
+    """The three samples of ``a2d_records`` with the first two on one annotated frame (instances 0 and 1)."""
+    records = [dict(r, expression="the first actor") for r in a2d_records()]
+    records[1] = dict(
+        records[0],
+        exp_id="1",
+        instance_id=1,
+        obj_ids=[1],
+        image_id="v_vidA_f_10_i_1",
+        expression="the second",
+    )
+    return records
+
+
+def grouped_outputs(groups, records, outputs):
+    """Per group, the list of its expressions' outputs (as the model answers a group)."""
+    by_id = {r["image_id"]: o for r, o in zip(records, outputs)}
+    return [[by_id[p["image_id"]] for p in g["per_expression"]] for g in groups]
+
+
+def test_grouped_samples_equal_ungrouped():
+    records = shared_frame_records()
+    outputs = outputs_all_queries(SAMPLES, extra={2: (G, 0.1)})
+    single = evaluate(A2DSentencesEvaluator(gt_reader=lambda r: G[None]), records, outputs)["a2d_sentences"]
+    check(single, {k: EXPECTED_6_4[k] for k in ("P@0.5", "P@0.9", "oIoU", "mIoU")})
+    groups = group_expressions(records)
+    assert [g["exp_ids"] for g in groups] == [["0", "1"], ["0"]]
+    ev = A2DSentencesEvaluator(gt_reader=lambda r: G[None])
+    grouped = evaluate(ev, groups, grouped_outputs(groups, records, outputs))["a2d_sentences"]
+    assert grouped == single
+    reverse = evaluate(A2DSentencesEvaluator(gt_reader=lambda r: G[None]), records[::-1], outputs[::-1])
+    assert reverse["a2d_sentences"] == single  # any order: the same sums
+    with pytest.raises(ValueError, match="a group of 2 expressions needs a list of as many outputs"):
+        ev.process(groups[:1], outputs[:1])
+
+
 # ------------------------------------------------------------------------------------------ 2 processes
 def _worker(out_file):
     import torch.distributed as dist
@@ -223,12 +260,18 @@ def _worker(out_file):
     shard = [0, 1] if rank == 0 else [2]
     ev = A2DSentencesEvaluator(gt_reader=lambda r: G[None])
     ev.process([records[i] for i in shard], [outputs[i] for i in shard])
-    res = ev.evaluate()
+    res = {"ungrouped": ev.evaluate()}
+    # grouped inputs: rank 0 has the group of the shared frame, rank 1 the other sample
+    records = shared_frame_records()
+    groups = group_expressions(records)
+    ev.reset()
+    ev.process(groups[rank : rank + 1], grouped_outputs(groups, records, outputs)[rank : rank + 1])
+    res["grouped"] = ev.evaluate()
     if comm.is_main_process():
         with open(out_file, "w") as f:
             json.dump(res, f)
     else:
-        assert res == {}
+        assert res == {"ungrouped": {}, "grouped": {}}
     comm.synchronize()
     dist.destroy_process_group()
 
@@ -241,10 +284,9 @@ def test_two_processes_equal_one(tmp_path):
     launch(_worker, 2, dist_url="auto", args=(out_file,))
     with open(out_file) as f:
         dist = json.load(f)
-    single = evaluate(
-        A2DSentencesEvaluator(gt_reader=lambda r: G[None]),
-        a2d_records(),
-        outputs_all_queries(SAMPLES, extra={2: (G, 0.1)}),
-    )
-    assert dist["a2d_sentences"] == pytest.approx(single["a2d_sentences"], abs=1e-12)
+    outputs = outputs_all_queries(SAMPLES, extra={2: (G, 0.1)})
+    single = evaluate(A2DSentencesEvaluator(gt_reader=lambda r: G[None]), a2d_records(), outputs)
+    assert dist["ungrouped"]["a2d_sentences"] == pytest.approx(single["a2d_sentences"], abs=1e-12)
+    single = evaluate(A2DSentencesEvaluator(gt_reader=lambda r: G[None]), shared_frame_records(), outputs)
+    assert dist["grouped"]["a2d_sentences"] == pytest.approx(single["a2d_sentences"], abs=1e-12)
     assert os.path.getsize(out_file) > 0

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from soc.data.build import group_expressions
 from soc.data.io import davis_palette
 from soc.evaluation import RefDAVISEvaluator, RefVOSEvaluator, build_evaluator
 from soc.evaluation.metrics import db_eval_boundary, db_eval_iou
@@ -129,6 +130,23 @@ def run(evaluator, records, outputs, batch=2):
     return evaluator.evaluate()
 
 
+def grouped(records, outputs, max_per_group=0):
+    """The records grouped by video, as the test loader groups them, and per group its list of outputs."""
+    by_key = {(r["video_id"], r["exp_id"]): o for r, o in zip(records, outputs)}
+    groups = group_expressions(records, max_per_group)
+    return groups, [[by_key[g["video_id"], e] for e in g["exp_ids"]] for g in groups]
+
+
+def tree(folder):
+    """Relative path -> bytes of every file under ``folder`` but the zip (its entries carry times)."""
+    return {
+        os.path.relpath(os.path.join(d, n), folder): open(os.path.join(d, n), "rb").read()
+        for d, _, names in os.walk(folder)
+        for n in names
+        if n != "submission.zip"
+    }
+
+
 def test_perfect_predictions_give_one(tmp_path):
     records = make_ytvos_fixture(str(tmp_path / "data"), temporal={"v1/1"})
     res = run(RefVOSEvaluator(output_dir=str(tmp_path / "out")), records, ytvos_outputs(records))
@@ -202,6 +220,42 @@ def test_submission_tree_and_png_encoding(tmp_path):
                 np.testing.assert_array_equal(arr, mask.astype(np.uint8) * 255)
 
 
+@pytest.mark.parametrize("max_per_group, batch", [(0, 1), (0, 2), (2, 3)])
+def test_grouped_inputs_give_the_same_scores_and_submission(tmp_path, max_per_group, batch):
+    """A video's expressions in one input (or in groups of at most 2), answered by a list of outputs: the
+    same per-expression scores, results and submission PNGs as one input per expression."""
+    records = make_ytvos_fixture(str(tmp_path / "data"), temporal={"v1/1", "v2/0"})
+    outputs = ytvos_outputs(records, wrong=True)
+    outputs[1] = {"pred_masks": object_masks("v1", 2)}  # one right answer among the wrong ones
+    single = run(RefVOSEvaluator(output_dir=str(tmp_path / "single")), records, outputs)
+    groups, group_outputs = grouped(records, outputs, max_per_group)
+    assert len(groups) == (2 if max_per_group == 0 else 3)
+    res = run(RefVOSEvaluator(output_dir=str(tmp_path / "grouped")), groups, group_outputs, batch=batch)
+    assert res == single and 0 < res["refvos"]["J"] < 1 and "temporal/J" in res["refvos"]
+    assert run(RefVOSEvaluator(), records[::-1], outputs[::-1]) == single  # any order: the same sums
+    files = tree(tmp_path / "single")
+    assert tree(tmp_path / "grouped") == files
+    assert "refvos_per_expression.json" in files and len(files) == 1 + sum(
+        len(r["frame_names"]) for r in records
+    )
+    with zipfile.ZipFile(tmp_path / "grouped" / "submission.zip") as zg:
+        with zipfile.ZipFile(tmp_path / "single" / "submission.zip") as zs:
+            assert sorted(zg.namelist()) == sorted(zs.namelist())
+            assert all(zg.read(n) == zs.read(n) for n in zs.namelist())
+
+
+def test_grouped_input_needs_a_list_of_outputs(tmp_path):
+    records = make_ytvos_fixture(str(tmp_path / "data"), write=False)
+    groups, group_outputs = grouped(records, ytvos_outputs(records))
+    ev = RefVOSEvaluator()
+    with pytest.raises(
+        ValueError, match="v1: a group of 4 expressions needs a list of as many outputs, got dict"
+    ):
+        ev.process(groups[:1], [group_outputs[0][0]])
+    with pytest.raises(ValueError, match="got a list of 3"):
+        ev.process(groups[:1], [group_outputs[0][:3]])
+
+
 def test_injected_gt_reader_and_size_check(tmp_path):
     records = make_ytvos_fixture(str(tmp_path / "data"), with_gt=False)
     outputs = ytvos_outputs(records)
@@ -248,6 +302,7 @@ def make_davis_fixture(root, write=True):
                     {
                         "video_id": seq,
                         "exp_id": str(4 * (k - 1) + a),
+                        "expression": f"object {k}",
                         "frame_names": names,
                         "file_names": [f.replace("Annotations", "JPEGImages") for f in files],
                         "height": DH,
@@ -329,6 +384,26 @@ def test_ref_davis_four_runs(tmp_path, streaming):
         np.testing.assert_array_equal(np.array(img), S1_OBJ[1] * 2 + S1_OBJ[2] * 1)
 
 
+def test_ref_davis_grouped_equals_ungrouped(tmp_path):
+    """Each sequence's expressions (all four runs) in one input: the runs finish in ``process`` and give the
+    same results and PNGs as one input per expression."""
+    records = make_davis_fixture(str(tmp_path / "data"))
+    outputs = [davis_prediction(r) for r in records]
+    single = run(RefDAVISEvaluator(output_dir=str(tmp_path / "single")), records, outputs)
+    groups, group_outputs = grouped(records, outputs)
+    assert [len(g["exp_ids"]) for g in groups] == [8, 4]
+    ev = RefDAVISEvaluator(
+        output_dir=str(tmp_path / "grouped"), expected_expressions=davis_expected_map(records)
+    )
+    ev.process(groups[:1], group_outputs[:1])
+    assert sorted(ev._objects) == [(a, "s1") for a in range(4)] and not ev._pending
+    res = run(ev, groups, group_outputs, batch=1)
+    assert res == single
+    for k, v in expected_davis().items():
+        assert res["refvos"][k] == pytest.approx(v, abs=1e-9), k
+    assert tree(tmp_path / "grouped") == tree(tmp_path / "single") != {}
+
+
 def test_ref_davis_partial_states_merge(tmp_path):
     # expressions of one (run, sequence) split over two "processes": the rank-0 merge equals one process
     records = make_davis_fixture(str(tmp_path / "data"))
@@ -404,11 +479,22 @@ def _distributed_worker(data_root, davis_root, out_file):
     ev = RefDAVISEvaluator(expected_expressions=davis_expected_map(records))
     ev.process(records[rank * n : (rank + 1) * n], outputs[rank * n : (rank + 1) * n])
     results["davis"] = ev.evaluate()
+    # grouped inputs, sharded as detectron2's InferenceSampler shards the groups: v1 | v2, s1 | s2
+    records = make_ytvos_fixture(data_root, write=False, temporal={"v1/1"})
+    groups, group_outputs = grouped(records, ytvos_outputs(records, wrong=True))
+    ev = RefVOSEvaluator()
+    ev.process(groups[rank : rank + 1], group_outputs[rank : rank + 1])
+    results["ytvos_grouped"] = ev.evaluate()
+    records = make_davis_fixture(davis_root, write=False)
+    groups, group_outputs = grouped(records, [davis_prediction(r) for r in records])
+    ev = RefDAVISEvaluator(expected_expressions=davis_expected_map(records))
+    ev.process(groups[rank : rank + 1], group_outputs[rank : rank + 1])
+    results["davis_grouped"] = ev.evaluate()
     if comm.is_main_process():
         with open(out_file, "w") as f:
             json.dump(results, f)
     else:
-        assert results == {"ytvos": {}, "davis": {}}
+        assert results == {"ytvos": {}, "davis": {}, "ytvos_grouped": {}, "davis_grouped": {}}
     _shutdown()
 
 
@@ -435,6 +521,8 @@ def test_two_processes_equal_one(tmp_path):
     records = make_ytvos_fixture(data_root, temporal={"v1/1"})
     single = run(RefVOSEvaluator(), records, ytvos_outputs(records, wrong=True))
     assert dist["ytvos"]["refvos"] == pytest.approx(single["refvos"], abs=1e-12)
+    assert dist["ytvos_grouped"]["refvos"] == pytest.approx(single["refvos"], abs=1e-12)
     records = make_davis_fixture(davis_root)
     single = run(RefDAVISEvaluator(), records, [davis_prediction(r) for r in records])
     assert dist["davis"]["refvos"] == pytest.approx(single["refvos"], abs=1e-12)
+    assert dist["davis_grouped"]["refvos"] == pytest.approx(single["refvos"], abs=1e-12)

@@ -186,6 +186,8 @@ class A2DSentencesEvaluator(DatasetEvaluator):
             if s["image_id"] not in seen:  # a sample evaluated twice (e.g. a padded sampler) counts once
                 seen.add(s["image_id"])
                 samples.append(s)
+        # one order, however the samples were grouped, batched or sharded: the same sums and the same file
+        samples.sort(key=lambda s: s["image_id"])
         if not samples:
             logger.warning("no samples were evaluated")
             return {}

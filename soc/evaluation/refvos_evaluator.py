@@ -227,7 +227,8 @@ class RefVOSEvaluator(DatasetEvaluator):
         if not frames:
             logger.info("no ground truth: no per-expression J&F")
             return {}
-        per_expression = {k: tuple(np.mean(list(v.values()), axis=0)) for k, v in frames.items()}
+        # sorted: the means do not depend on the order in which the expressions were processed or gathered
+        per_expression = {k: tuple(np.mean(list(v.values()), axis=0)) for k, v in sorted(frames.items())}
         results = jf_aggregate(per_expression)
         subset = {k: v for k, v in per_expression.items() if k in total.temporal}
         if subset:
