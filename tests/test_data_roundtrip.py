@@ -19,6 +19,7 @@ from soc.data import (
     register_ref_ytvos,
     swap_left_right,
 )
+from soc.data.build import group_expressions, ungroup
 from soc.data.synthetic import generate
 
 
@@ -150,6 +151,26 @@ def test_ytvos_valid_roundtrip(ytvos):
         assert np.array_equal(read_masks(out), tv["masks"][e["obj_id"]])  # the evaluator's GT path
 
 
+def test_ytvos_valid_groups_roundtrip(ytvos):
+    """One test sample per video: its frames once, and per expression (as the evaluators see it through
+    ``ungroup``) the truth's expression, flag and masks."""
+    root, _, truth = ytvos
+    records = DatasetCatalog.get(_register(register_ref_ytvos, root, "valid"))
+    groups = group_expressions(records)
+    assert sorted(g["video_id"] for g in groups) == sorted({r["video_id"] for r in records})
+    mapper = RefVOSMapper(_cfg(48, 80), is_train=False)
+    for group in groups:
+        tv = truth["videos"][group["video_id"]]
+        out = mapper(group)
+        assert sorted(out["exp_ids"]) == sorted(tv["expressions"]) and "targets" not in out
+        _assert_frames_match(_hwc(out["frames"]), tv["frames"], range(len(tv["frame_names"])), tol=4.0)
+        for single in ungroup(out):
+            e = tv["expressions"][single["exp_id"]]
+            assert single["expression"] == e["exp"] and single["temporal"] == e["temporal"]
+            assert single["frame_names"] == tv["frame_names"] and single["frames"] is out["frames"]
+            assert np.array_equal(read_masks(single), tv["masks"][e["obj_id"]])
+
+
 def test_davis_roundtrip(tmp_path):
     truth = generate(str(tmp_path), "davis", 3, seed=5, frames=(4, 6), size=(48, 80), progress=False)
     name = _register(register_ref_davis17, str(tmp_path), "valid", None)
@@ -218,6 +239,22 @@ def test_a2d_roundtrip(tmp_path):
         assert _flagged(records) == {
             k for k in truth["temporal"] if truth["videos"][k.split("/")[0]]["split"] == subset
         }
+    # test samples grouped by (video, annotated frame): one window, every instance's GT
+    mapper = A2DMapper(cfg, is_train=False)
+    groups = group_expressions(records)
+    assert len(groups) == len({(r["video_id"], r["frame_idx"]) for r in records}) < len(records)
+    for group in groups:
+        tv = truth["videos"][group["video_id"]]
+        out = mapper(group)
+        c = group["frame_idx"] - 1
+        assert out["frame_indices"] == [
+            min(max(i, 0), len(tv["frame_names"]) - 1) for i in range(c - 4, c + 4)
+        ]
+        for single in ungroup(out):
+            inst = single["instance_id"]
+            assert single["expression"] == tv["expressions"][single["exp_id"]]["exp"]
+            assert single["image_id"] == f"v_{group['video_id']}_f_{c + 1}_i_{inst}"
+            assert np.array_equal(read_masks(single)[0], tv["masks"][inst][c])
 
 
 def test_jhmdb_roundtrip(tmp_path):
