@@ -12,4 +12,5 @@ from .convert import (
     is_converted_state_dict,
     is_official_state_dict,
 )
+from .efficientnet_lite import convert_efficientnet_lite0, load_timm_backbone_weights
 from .weights_io import WeightsFileError, load_weights_file
