@@ -127,7 +127,7 @@ def add_soc_config(cfg: CN) -> None:
 
     # ---------------------------------------------------------------- solver
     cfg.SOLVER.OPTIMIZER = "ADAMW"  # "ADAMW" | "SGD"
-    cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1  # lr of the Video Swin = BASE_LR * this
+    cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1  # lr of the backbone (Video Swin, timm, ResNet) = BASE_LR * this
     cfg.SOLVER.TEXT_ENCODER_MULTIPLIER = 0.5  # lr of the text encoder (when trained) = BASE_LR * this
     cfg.SOLVER.LINEAR_PROJ_MULTIPLIER = 1.0  # lr of sampling_offsets / reference_points (SOC: no own group)
     cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0  # weight decay of embeddings (queries, level/position embeddings)
