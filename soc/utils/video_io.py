@@ -3,8 +3,9 @@ masks."""
 
 import logging
 import os
+from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, List, Optional, Sequence, Union
 
 import av
 import numpy as np
@@ -44,13 +45,32 @@ def iter_video(path: str, every: int = 1) -> Iterator[np.ndarray]:
         raise ValueError(f"every must be >= 1, got {every}")
     p = Path(path)
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in FRAME_SUFFIXES)
-        if not files:
-            raise FileNotFoundError(f"no frames ({', '.join(FRAME_SUFFIXES)}) in folder {path}")
-        return _iter_folder(files[::every], path)
+        return _iter_folder(frame_files(path)[::every], path)
     if not p.is_file():
         raise FileNotFoundError(f"video input {path} is neither a file nor a folder")
     return _iter_file(str(p), every)
+
+
+def frame_files(folder: str) -> List[Path]:
+    """The frame images of a folder, sorted by name (``FileNotFoundError`` when there are none)."""
+    files = sorted(f for f in Path(folder).iterdir() if f.suffix.lower() in FRAME_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no frames ({', '.join(FRAME_SUFFIXES)}) in folder {folder}")
+    return files
+
+
+def video_rate(path: str) -> Optional[Fraction]:
+    """The frame rate of a video file as an exact fraction (29.97 fps is 30000/1001), or None for a folder
+    of frames or a file whose container does not say."""
+    if Path(path).is_dir():
+        return None
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+    except (av.error.FFmpegError, IndexError, ValueError) as e:
+        raise OSError(f"cannot read the frame rate of {path}: {e}") from e
+    return Fraction(rate) if rate else None
 
 
 def _iter_folder(files: Sequence[Path], folder: str) -> Iterator[np.ndarray]:
@@ -89,9 +109,11 @@ def _iter_file(path: str, every: int) -> Iterator[np.ndarray]:
         raise OSError(f"video {path} has no frames")
 
 
-def _check_fps(fps: float) -> None:
+def _rate(fps: Union[float, Fraction]) -> Fraction:
+    """A frame rate as the exact fraction the mp4 stores (floats to the nearest n/1001)."""
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
+    return fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
 
 
 class Mp4Writer:
@@ -102,15 +124,15 @@ class Mp4Writer:
     Raises ``OSError`` naming ``path`` when the file cannot be written (full disk, missing folder, ...).
     """
 
-    def __init__(self, path: str, fps: float = 6.0):
-        _check_fps(fps)
+    def __init__(self, path: str, fps: Union[float, Fraction] = 6.0):
+        rate = _rate(fps)
         self.path = path
         self.frames = 0
         try:
             self._container = av.open(path, mode="w")
         except (OSError, av.error.FFmpegError) as e:
             raise OSError(f"cannot write {path}: {e}") from e
-        self._stream = self._container.add_stream("libx264", rate=int(round(fps)))
+        self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.pix_fmt = "yuv420p"
 
     def __enter__(self) -> "Mp4Writer":
@@ -145,16 +167,16 @@ class Mp4Writer:
             container.close()
 
 
-def write_mp4(frames: Iterable[np.ndarray], path: str, fps: float = 6.0) -> None:
+def write_mp4(frames: Iterable[np.ndarray], path: str, fps: Union[float, Fraction] = 6.0) -> None:
     """H.264 mp4 of RGB frames (see :class:`Mp4Writer`)."""
     with Mp4Writer(path, fps) as writer:
         for frame in frames:
             writer.write(frame)
 
 
-def write_gif(frames: Sequence[np.ndarray], path: str, fps: float = 6.0) -> None:
+def write_gif(frames: Sequence[np.ndarray], path: str, fps: Union[float, Fraction] = 6.0) -> None:
     """Looping GIF of RGB frames; ``OSError`` naming ``path`` when it cannot be written."""
-    _check_fps(fps)
+    fps = _rate(fps)
     images = [Image.fromarray(f) for f in frames]
     try:
         images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)

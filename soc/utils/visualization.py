@@ -48,6 +48,24 @@ def overlay(frame: np.ndarray, masks: Sequence[np.ndarray], alpha: float = 0.5) 
     return out
 
 
+def draw_legend(frame: np.ndarray, labels: Sequence[str], scale: float = 0.4) -> np.ndarray:
+    """A copy of ``frame`` (RGB uint8) with one line per label at the top left: a swatch of the label's
+    colour (the colour :func:`overlay` gives mask k) and the text, on a dark band for contrast."""
+    out = frame.copy()
+    line = max(10, int(round(28 * scale)))
+    for k, label in enumerate(labels):
+        y = 4 + k * line
+        if y + line > out.shape[0]:
+            break
+        colour = tuple(int(c) for c in PALETTE[k % len(PALETTE)])
+        (width, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        band = out[y : y + line, : min(out.shape[1], width + line + 8)]
+        band[:] = (band * 0.35).astype(np.uint8)
+        cv2.rectangle(out, (4, y + 2), (line - 2, y + line - 3), colour, -1)
+        cv2.putText(out, label, (line + 2, y + line - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1)
+    return out
+
+
 @torch.no_grad()
 def render_overlays(cfg: CfgNode, model, records: List[dict], out_dir: str, max_videos: int = 3) -> List[str]:
     """Overlay every expression of up to ``max_videos`` videos (temporal ones first) as gif, mp4 and a PNG
