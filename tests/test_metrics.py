@@ -6,7 +6,6 @@ import math
 import cv2
 import numpy as np
 import pytest
-from skimage.morphology import disk
 
 from soc.evaluation.metrics import (
     a2d_summary,
@@ -15,6 +14,7 @@ from soc.evaluation.metrics import (
     db_eval_boundary,
     db_eval_iou,
     db_statistics,
+    disk,
     evaluate_unsupervised,
     f_measure,
     jf_aggregate,
@@ -121,6 +121,28 @@ def test_radius_table(h, w, r):
 
 def test_radius_pixels_when_bound_th_at_least_one():
     assert boundary_radius(480, 854, bound_th=3) == 3
+
+
+def test_disk_by_hand():
+    assert disk(0).tolist() == [[1]]
+    assert disk(1).tolist() == [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+    # r = 2: the 5x5 square minus the corners and their neighbours along the edges (1 + 4 > 4)
+    assert disk(2).tolist() == [
+        [0, 0, 1, 0, 0],
+        [0, 1, 1, 1, 0],
+        [1, 1, 1, 1, 1],
+        [0, 1, 1, 1, 0],
+        [0, 0, 1, 0, 0],
+    ]
+    assert disk(2).dtype == np.uint8
+
+
+def test_disk_equals_skimage_for_the_radii_of_the_metric():
+    # boundary_radius gives 8 at 480x854, 12 at 720x1280, 18 at 1080x1920
+    morphology = pytest.importorskip("skimage.morphology")
+    for r in range(21):
+        expected = morphology.disk(r)
+        assert disk(r).dtype == expected.dtype and np.array_equal(disk(r), expected), r
 
 
 def test_disk_kernel_differs_from_ellipse():

@@ -20,11 +20,11 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from skimage.morphology import disk
 
 __all__ = [
     "db_eval_iou",
     "boundary_radius",
+    "disk",
     "seg2bmap",
     "f_measure",
     "db_eval_boundary",
@@ -83,6 +83,13 @@ def boundary_radius(height: int, width: int, bound_th: float = 0.008) -> int:
     return int(math.ceil(bound_th * math.hypot(height, width)))
 
 
+def disk(radius: int) -> np.ndarray:
+    """The DAVIS boundary kernel (``skimage.morphology.disk``): uint8 ``(2r+1, 2r+1)``, 1 at the offsets
+    ``(y, x)`` from the centre with ``x² + y² ≤ r²`` (13 pixels at r = 2)."""
+    offsets = np.arange(-radius, radius + 1)
+    return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2).astype(np.uint8)
+
+
 def seg2bmap(mask: np.ndarray) -> np.ndarray:
     """Boundary map of a binary mask ``(H, W)``, as DAVIS's ``seg2bmap`` defines it.
 
@@ -124,7 +131,7 @@ def f_measure(
         gt_mask: GT mask ``(H, W)``.
         void_pixels: optional void mask ``(H, W)``; both masks are cleared there before boundary extraction.
         bound_th: tolerance, a fraction of the diagonal (< 1) or pixels (>= 1).
-        kernel: dilation structuring element; default ``skimage.morphology.disk(radius)`` (the DAVIS kernel).
+        kernel: dilation structuring element; default :func:`disk` of :func:`boundary_radius` (DAVIS's).
 
     Returns:
         F in [0, 1]: 1 when neither mask has a boundary pixel, 0 when exactly one has none.
