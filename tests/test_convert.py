@@ -1,4 +1,5 @@
-"""Checkpoint conversion (authors' layout ↔ ours), the command line, on-the-fly loading via MODEL.WEIGHTS."""
+"""Checkpoint conversion (authors' layout ↔ ours; Kinetics Video-Swin and torchvision Swin3D → our
+backbone), the command line, on-the-fly loading via MODEL.WEIGHTS."""
 
 import errno
 import importlib.util
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from detectron2.modeling import build_model
+from torchvision.models.video import swin3d_t
 
 import soc.modeling  # noqa: F401
 from soc.checkpoint import (
@@ -15,11 +17,13 @@ from soc.checkpoint import (
     convert_checkpoint_file,
     convert_official_state_dict,
     convert_to_official_state_dict,
+    convert_torchvision_swin3d,
     convert_video_swin_kinetics,
     infer_variant,
     is_converted_state_dict,
     is_official_state_dict,
 )
+from soc.modeling.backbone.video_swin import VideoSwinTransformer
 
 from test_soc_model import tiny_cfg
 
@@ -124,6 +128,39 @@ def test_kinetics_conversion_rules():
     }
     assert out["patch_embed.proj.weight"].shape == (96, 3, 1, 4, 4)
     assert torch.all(out["patch_embed.proj.weight"] == 2.0)  # summed, not averaged
+
+
+def test_torchvision_swin3d_fills_our_backbone_exactly():
+    """torchvision's Kinetics Swin3D-T (its exact keys and shapes; random values, nothing downloaded) loads
+    into our backbone with no missing or unexpected key, and the time-summed patch kernel embeds each frame of
+    a clip whose frames come in equal pairs as torchvision's 2-frame kernel embeds the pair."""
+    torch.manual_seed(0)
+    tv = swin3d_t(weights=None).eval()
+    ours = VideoSwinTransformer(drop_path_rate=0.0).eval()
+    ours.load_state_dict(convert_torchvision_swin3d(tv.state_dict()), strict=True)
+    assert ours.patch_embed.proj.weight.shape == (96, 3, 1, 4, 4)
+    a, b = torch.rand(2, 1, 3, 1, 32, 48)
+    clip = torch.cat([a, a, b, b], dim=2)  # (B, 3, T=4, H, W): frames 0, 1 and 2, 3 equal
+    with torch.no_grad():
+        pairs = tv.patch_embed(clip)  # (1, 2, 8, 12, 96): one embedding per frame pair
+        frames = ours.patch_embed(clip)  # (1, 4, 8, 12, 96): one per frame
+    assert pairs.shape == (1, 2, 8, 12, 96) and frames.shape == (1, 4, 8, 12, 96)
+    torch.testing.assert_close(frames[:, 0::2], pairs, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(frames[:, 1::2], pairs, rtol=1e-5, atol=1e-5)
+
+
+def test_torchvision_swin3d_conversion_rules():
+    sd = {
+        "patch_embed.proj.weight": torch.ones(96, 3, 2, 4, 4),
+        "patch_embed.norm.bias": torch.zeros(96),
+        "features.1.reduction.weight": torch.zeros(1),
+        "norm.weight": torch.zeros(1),
+        "head.weight": torch.zeros(400, 768),
+        "head.bias": torch.zeros(400),
+    }
+    out = convert_torchvision_swin3d(sd)
+    assert set(out) == {"patch_embed.proj.weight", "patch_embed.norm.bias", "features.1.reduction.weight"}
+    assert torch.all(out["patch_embed.proj.weight"] == 2.0) and out["patch_embed.proj.weight"].shape[2] == 1
 
 
 def test_variant_of_released_shapes():

@@ -1,11 +1,13 @@
 """Conversion of the authors' checkpoints, a checkpointer that loads them directly, the loading of the
-pretrained Kinetics backbone into a built model, and weight files read without running their code."""
+pretrained Kinetics backbone into a built model, weight files read without running their code, and weights
+named by URI (``hf://`` on the Hugging Face Hub, ``torchvision://`` Swin3D weights)."""
 
 from .checkpointer import SOCCheckpointer, load_pretrained_weights
 from .convert import (
     convert_checkpoint_file,
     convert_official_state_dict,
     convert_to_official_state_dict,
+    convert_torchvision_swin3d,
     convert_video_swin_kinetics,
     extract_state_dict,
     infer_variant,
@@ -14,3 +16,4 @@ from .convert import (
 )
 from .efficientnet_lite import convert_efficientnet_lite0, load_timm_backbone_weights
 from .weights_io import WeightsFileError, load_weights_file
+from .weight_sources import HuggingFaceHubHandler, load_torchvision_swin3d

@@ -6,9 +6,13 @@ state_dict: the file is converted on the fly with :func:`soc.checkpoint.convert.
 as detectron2 converts Caffe2 and pycls files in ``_load_file``. Files written by detectron2 (or by
 ``tools/convert_soc_checkpoint.py``) load unchanged.
 
-``MODEL.VIDEO_SWIN.PRETRAINED`` (a Kinetics Video-Swin file, as the authors initialise the backbone) is not
+``MODEL.VIDEO_SWIN.PRETRAINED`` (Kinetics Video-Swin weights, as the authors initialise the backbone) is not
 read by the model: :func:`load_pretrained_weights` loads it into the built model's backbone when no
 ``MODEL.WEIGHTS`` is given, the way detectron2 loads ImageNet backbones through ``MODEL.WEIGHTS``.
+
+Both keys may name remote files (:mod:`soc.checkpoint.weight_sources`): ``hf://owner/repo/path/file.pth`` on
+the Hugging Face Hub; ``MODEL.VIDEO_SWIN.PRETRAINED`` also ``torchvision://Swin3D_T_Weights.KINETICS400_V1``
+(or another of torchvision's Swin3D weights).
 """
 
 import logging
@@ -24,11 +28,13 @@ from torch import nn
 
 from .convert import (
     convert_official_state_dict,
+    convert_torchvision_swin3d,
     convert_video_swin_kinetics,
     extract_state_dict,
     infer_variant,
     is_official_state_dict,
 )
+from .weight_sources import TORCHVISION_PREFIX, load_torchvision_swin3d
 from .efficientnet_lite import load_timm_backbone_weights
 from .weights_io import WeightsFileError, atomic_write, load_weights_file, remove_stale_temporaries
 
@@ -142,14 +148,20 @@ class SOCCheckpointer(DetectionCheckpointer):
         atomic_write(tag, lambda f: f.write(last_filename_basename.encode()))
 
     def load(self, path: str, *args, **kwargs) -> Dict[str, Any]:
-        """Like ``DetectionCheckpointer.load`` (``path`` "" loads nothing).
+        """Like ``DetectionCheckpointer.load`` (``path`` "" loads nothing); ``path`` may be an ``hf://`` URI.
 
         Raises:
             FileNotFoundError: ``path`` does not exist.
             WeightsFileError: ``path`` is not a checkpoint, or asks for code to run.
             ValueError: the checkpoint fills fewer than ``min_matched`` of the model's tensors, or none; the
-                model is then partly overwritten and must not be used.
+                model is then partly overwritten and must not be used. A ``torchvision://`` name (a backbone,
+                for ``MODEL.VIDEO_SWIN.PRETRAINED``) is refused.
         """
+        if path.startswith(TORCHVISION_PREFIX):
+            raise ValueError(
+                f"{path} names backbone weights: set it as MODEL.VIDEO_SWIN.PRETRAINED, with MODEL.WEIGHTS "
+                "empty"
+            )
         if path and "://" not in path and not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint {path} (MODEL.WEIGHTS or last_checkpoint) does not exist")
         self._loading_path = path
@@ -238,27 +250,33 @@ class SOCCheckpointer(DetectionCheckpointer):
 
     def load_backbone_pretrained(self, path: str) -> None:
         """
-        Load a Kinetics Video-Swin checkpoint (mmaction layout: ``{"state_dict": {"backbone.*": ...}}``, e.g.
-        ``swin_tiny_patch244_window877_kinetics400_1k.pth``) into ``self.model.backbone``, converted by
-        :func:`~soc.checkpoint.convert.convert_video_swin_kinetics`. Every backbone tensor must come from the
-        file, except the ``relative_position_index`` buffers (deterministic; some files omit them).
+        Load Kinetics Video-Swin weights into ``self.model.backbone``: ``path`` is either a checkpoint in the
+        mmaction layout (``{"state_dict": {"backbone.*": ...}}``, e.g.
+        ``swin_tiny_patch244_window877_kinetics400_1k.pth``; a local file or an ``hf://`` URI), converted by
+        :func:`~soc.checkpoint.convert.convert_video_swin_kinetics`, or ``torchvision://<Swin3D weights>``
+        (e.g. ``torchvision://Swin3D_T_Weights.KINETICS400_V1``), converted by
+        :func:`~soc.checkpoint.convert.convert_torchvision_swin3d`. Every backbone tensor must come from the
+        weights, except the ``relative_position_index`` buffers (deterministic; some files omit them).
 
         Raises:
             FileNotFoundError: ``path`` does not exist.
             WeightsFileError: ``path`` is not a checkpoint, or asks for code to run.
-            ValueError: the file does not fit the backbone (missing, unexpected or differently shaped keys);
-                the message names the file.
+            ValueError: the weights do not fit the backbone (missing, unexpected or differently shaped keys),
+                or ``torchvision://`` names no Swin3D weights; the message names ``path``.
         """
-        local = self.path_manager.get_local_path(path)
-        if not os.path.isfile(local):
-            raise FileNotFoundError(
-                f"Video-Swin checkpoint {path} (MODEL.VIDEO_SWIN.PRETRAINED) does not exist"
-            )
-        loaded = load_weights_file(local)
-        try:
-            converted = convert_video_swin_kinetics(extract_state_dict(loaded))
-        except ValueError as e:
-            raise ValueError(f"Video-Swin checkpoint {path}: {e}") from e
+        if path.startswith(TORCHVISION_PREFIX):
+            converted = convert_torchvision_swin3d(load_torchvision_swin3d(path))
+        else:
+            local = self.path_manager.get_local_path(path)
+            if not os.path.isfile(local):
+                raise FileNotFoundError(
+                    f"Video-Swin checkpoint {path} (MODEL.VIDEO_SWIN.PRETRAINED) does not exist"
+                )
+            loaded = load_weights_file(local)
+            try:
+                converted = convert_video_swin_kinetics(extract_state_dict(loaded))
+            except ValueError as e:
+                raise ValueError(f"Video-Swin checkpoint {path}: {e}") from e
         backbone = self.model.backbone
         own = backbone.state_dict()
         missing = [k for k in own if k not in converted and not k.endswith("relative_position_index")]

@@ -20,6 +20,10 @@ box heads as an argument instead of holding a second reference), ``text_encoder.
 Kinetics Video-Swin (``state_dict`` with ``backbone.`` keys, mmaction layout) → our backbone: the same block
 rules with ``layers.{s}.downsample.*`` → ``features.{2s+1}.*``, the final ``norm`` and the classifier dropped,
 and the (2,4,4) patch kernel summed over time into (1,4,4), as the authors do.
+
+torchvision's Kinetics ``SwinTransformer3d`` (``torchvision://Swin3D_*_Weights.*``) → our backbone: the same
+module tree (our backbone is torchvision's), so the keys stay; the final ``norm`` and the classifier ``head``
+are dropped and the patch kernel is summed over time in the same way.
 """
 
 import re
@@ -34,6 +38,7 @@ __all__ = [
     "convert_official_state_dict",
     "convert_to_official_state_dict",
     "convert_checkpoint_file",
+    "convert_torchvision_swin3d",
     "convert_video_swin_kinetics",
     "extract_state_dict",
     "infer_variant",
@@ -193,6 +198,14 @@ def convert_to_official_state_dict(state_dict: Mapping[str, Tensor]) -> Dict[str
     return out
 
 
+def _sum_over_time(patch_kernel: Tensor) -> Tensor:
+    """A patch-embedding kernel ``(C, 3, t, 4, 4)`` → ``(C, 3, 1, 4, 4)``: on a clip whose ``t`` consecutive
+    frames are equal, the summed kernel gives per frame what the ``t``-frame kernel gives per tube."""
+    if patch_kernel.dim() == 5 and patch_kernel.shape[2] > 1:
+        return patch_kernel.sum(dim=2, keepdim=True)
+    return patch_kernel
+
+
 def convert_video_swin_kinetics(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
     """
     A Kinetics Video-Swin ``state_dict`` (keys ``backbone.patch_embed.*``,
@@ -217,10 +230,25 @@ def convert_video_swin_kinetics(state_dict: Mapping[str, Tensor]) -> Dict[str, T
         m = re.match(r"^layers\.(\d+)\.downsample\.(.*)$", key)
         if m:
             key = f"features.{2 * int(m.group(1)) + 1}.{m.group(2)}"
-        if key == "patch_embed.proj.weight" and value.dim() == 5 and value.shape[2] > 1:
-            value = value.sum(dim=2, keepdim=True)  # (C, 3, t, 4, 4) → (C, 3, 1, 4, 4)
+        if key == "patch_embed.proj.weight":
+            value = _sum_over_time(value)
         out[key] = value
     return out
+
+
+def convert_torchvision_swin3d(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """
+    A torchvision ``SwinTransformer3d`` ``state_dict`` (keys ``patch_embed.*``, ``features.*``, ``norm.*``,
+    ``head.*``; e.g. ``Swin3D_T_Weights.KINETICS400_V1``) → the keys of
+    :class:`soc.modeling.backbone.video_swin.VideoSwinTransformer`, which are torchvision's: the final
+    ``norm`` and the classifier ``head`` are dropped, and the (C, 3, 2, 4, 4) patch kernel is summed over
+    time into (C, 3, 1, 4, 4).
+    """
+    return {
+        key: _sum_over_time(value) if key == "patch_embed.proj.weight" else value
+        for key, value in state_dict.items()
+        if not key.startswith(("norm.", "head."))
+    }
 
 
 def infer_variant(state_dict: Mapping[str, Tensor]) -> Dict[str, Any]:
