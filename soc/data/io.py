@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+from types import ModuleType
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -37,6 +38,7 @@ __all__ = [
     "read_video_window",
     "centered_window",
     "normalize_expression",
+    "import_h5py",
 ]
 
 logger = logging.getLogger(__name__)
@@ -214,8 +216,21 @@ def read_video_window(path: str, center: int, window: int) -> tuple:
 
 
 # ------------------------------------------------------------------------------------------------ masks
+def import_h5py() -> ModuleType:
+    """The ``h5py`` module, which only A2D-Sentences' HDF5 annotations need: an optional dependency (the
+    ``a2d`` extra); without it, an ``ImportError`` that says what to install."""
+    try:
+        import h5py
+    except ImportError as e:
+        raise ImportError(
+            "A2D-Sentences annotations are HDF5 files and need h5py: pip install 'soc-detectron2[a2d]' "
+            "(or pip install h5py)"
+        ) from e
+    return h5py
+
+
 def _read_a2d_instance_mask(path: str, instance_id: int) -> np.ndarray:
-    import h5py
+    h5py = import_h5py()
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"A2D annotation missing: {path}")

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..io import DataError
+from ..io import DataError, import_h5py
 from .common import TEMPORAL_FILE, check_name, read_json, read_temporal_subset
 
 __all__ = ["load_a2d_sentences", "register_a2d_sentences", "a2d_samples", "a2d_image_id"]
@@ -97,7 +97,7 @@ def _read_text_annotations(root: str, videos: set) -> List[tuple]:
 def a2d_samples(root: str, split: str) -> List[list]:
     """Scan the text file and h5 ``instance`` lists into MTTR's sample rows
     ``[query, video_id, frame_idx (1-based), instance_id]`` (the content of its cache file)."""
-    import h5py
+    h5py = import_h5py()
 
     videos = _read_split_videos(root, split)
     rows = _read_text_annotations(root, set(videos))
