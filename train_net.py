@@ -10,6 +10,7 @@ import soc  # noqa: F401  (first: registers SOC; see soc/__init__.py on the impo
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from soc.checkpoint import SOCCheckpointer
 from soc.config import setup_cfg
@@ -20,6 +21,7 @@ def setup(args):
     """The frozen config of ``--config-file`` and the command-line overrides; logging and output folder."""
     cfg = setup_cfg(args.config_file, args.opts)
     default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="soc")
     return cfg
 
 

@@ -77,9 +77,9 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg):
-        """The model of ``cfg``, with the backbone's pretrained weights (``MODEL.VIDEO_SWIN.PRETRAINED``) when
-        ``MODEL.WEIGHTS`` is empty; ``MODEL.WEIGHTS`` and resumed checkpoints are loaded later by the
-        checkpointer."""
+        """The model of ``cfg``, with the backbone's pretrained weights (``MODEL.VIDEO_SWIN.PRETRAINED`` or
+        ``MODEL.TIMM.PRETRAINED``) when ``MODEL.WEIGHTS`` is empty; ``MODEL.WEIGHTS`` and resumed checkpoints
+        are loaded later by the checkpointer."""
         model = super().build_model(cfg)
         load_pretrained_weights(model, cfg)
         return model

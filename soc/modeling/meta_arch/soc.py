@@ -1,4 +1,5 @@
-"""SOC, the meta-architecture: Video Swin + text encoder → MMF → SIM (deformable transformer + VOC) → heads.
+"""SOC, the meta-architecture: a video or per-frame backbone + text encoder → MMF → SIM (deformable
+transformer + VOC) → heads.
 
 Forward order as the authors' ``models/soc.py``: text, backbone, (``keep_frames``), fusion, transformer, VOC,
 class/box heads, pixel decoder, dynamic mask head. Differences, all deliberate:
