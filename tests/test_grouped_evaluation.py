@@ -176,6 +176,26 @@ def test_a2d_grouped_by_annotated_frame_equals_ungrouped(model, tmp_path):
     assert tree(tmp_path / "grouped") == tree(tmp_path / "single") != {}
 
 
+def test_only_evaluators_that_take_groups_get_them():
+    """The loader groups the records of the evaluator types in ``GROUPED_EVALUATOR_TYPES`` only (an evaluator
+    that reads one expression per input keeps getting those)."""
+    from detectron2.data import MetadataCatalog
+
+    from soc.evaluation.build import GROUPED_EVALUATOR_TYPES
+
+    records = [
+        {"video_id": v, "exp_id": e, "expression": "x", "file_names": [f"{v}.jpg"], "frame_names": [v]}
+        for v in ("a", "b")
+        for e in ("0", "1", "2")
+    ]
+    cfg = tiny_cfg()
+    for evaluator_type, samples in [(t, 2) for t in GROUPED_EVALUATOR_TYPES] + [("long_rvos", 6)]:
+        name = _name(evaluator_type)
+        DatasetCatalog.register(name, lambda: records)
+        MetadataCatalog.get(name).set(evaluator_type=evaluator_type)
+        assert len(Trainer.build_test_loader(cfg, name)) == samples, evaluator_type
+
+
 # ------------------------------------------------------------------------------------------ 2 processes
 def _distributed_worker(ytvos_root, davis_root, names, out_file):
     import torch.distributed as dist
