@@ -10,6 +10,7 @@ from detectron2.data import MetadataCatalog
 from helpers import G, Z, sq
 from PIL import Image
 
+from soc.data.build import group_expressions
 from soc.data.datasets.long_rvos import load_long_rvos, read_long_rvos_masks
 from soc.data.io import DataError
 from soc.data.synthetic import generate
@@ -170,6 +171,10 @@ def test_evaluator_on_hand_made_tree(tmp_path):
     assert per_exp["vidA/0"] == {"J": 0.625, "F": 0.75, "tIoU": 2 / 3, "vIoU": 0.5, "switches": 1}
     ev.reset()
     assert ev.evaluate() == {}
+    (group,) = group_expressions(recs)  # both expressions of the video in one input, a list of outputs
+    ev.process([group], [[{"pred_masks": PRED}, {"pred_masks": OBJ2}]])
+    assert ev.evaluate()["long_rvos"] == res
+    ev.reset()
     with pytest.raises(ValueError, match="pred_masks of shape"):
         ev.process(recs[:1], [{"pred_masks": PRED[:3]}])
 

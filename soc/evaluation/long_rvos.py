@@ -32,7 +32,7 @@ from detectron2.utils import comm
 from ..data.datasets.long_rvos import EXPRESSION_TYPES, read_long_rvos_masks
 from ..data.io import DataError, read_single_channel_png
 from .metrics import db_eval_boundary, db_eval_iou
-from .refvos_evaluator import as_numpy
+from .refvos_evaluator import as_numpy, expression_pairs
 
 __all__ = [
     "LongRVOSScores",
@@ -84,7 +84,7 @@ def best_matching_objects(
     """The identity of a prediction in each frame.
 
     Args:
-        ious: ``(K, T)`` IoU of the predicted mask with each of the video's K GT objects per frame.
+        ious: ``(K, T)`` IoU of the predicted mask with each of the video's K >= 1 GT objects per frame.
         obj_ids: the K object ids, in the order of ``ious``'s rows (ties go to the first).
         pred_present: bool ``(T,)``, frames whose predicted mask is non-empty.
 
@@ -92,12 +92,10 @@ def best_matching_objects(
         per frame the id of the object with the highest IoU, or None when the prediction is empty or overlaps
         no object (all IoUs 0).
     """
-    ious = np.asarray(ious, np.float64).reshape(len(obj_ids), -1)
-    out: List[Optional[int]] = []
-    for t, present in enumerate(np.asarray(pred_present, bool)):
-        k = int(ious[:, t].argmax()) if len(obj_ids) else 0
-        out.append(obj_ids[k] if present and len(obj_ids) and ious[k, t] > 0 else None)
-    return out
+    ious = np.asarray(ious, np.float64)
+    best = ious.argmax(axis=0)  # (T,), the first row among equal ones
+    present = np.asarray(pred_present, bool)
+    return [obj_ids[k] if present[t] and ious[k, t] > 0 else None for t, k in enumerate(best)]
 
 
 def identity_switches(identities: Sequence[Optional[int]]) -> int:
@@ -205,11 +203,11 @@ class LongRVOSEvaluator(DatasetEvaluator):
         Args:
             inputs: mapper dicts of Long-RVOS records (``video_id``, ``exp_id``, ``frame_names``,
                 ``obj_ids``, ``annotations``, ``expression_type``, optionally ``height``, ``width`` and
-                ``temporal``).
+                ``temporal``), or groups of a video's expressions (``soc.data.build.group_expressions``).
             outputs: model dicts with ``pred_masks`` bool ``(T, H, W)`` at the original size, T = number of
-                frame names.
+                frame names (a list of them for a group).
         """
-        for inp, out in zip(inputs, outputs):
+        for inp, out in expression_pairs(inputs, outputs):
             key = f"{inp['video_id']}/{inp['exp_id']}"
             pred = as_numpy(out["pred_masks"]).astype(bool)
             if pred.ndim != 3 or pred.shape[0] != len(inp["frame_names"]):
