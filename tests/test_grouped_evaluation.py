@@ -176,24 +176,23 @@ def test_a2d_grouped_by_annotated_frame_equals_ungrouped(model, tmp_path):
     assert tree(tmp_path / "grouped") == tree(tmp_path / "single") != {}
 
 
-def test_only_evaluators_that_take_groups_get_them():
-    """The loader groups the records of the evaluator types in ``GROUPED_EVALUATOR_TYPES`` only (an evaluator
-    that reads one expression per input keeps getting those)."""
+@pytest.mark.parametrize("max_per_group, samples", [(0, 2), (1, 6), (2, 4), (3, 2)])
+def test_test_loader_samples(max_per_group, samples):
+    """``TEST.MAX_EXPRESSIONS_PER_SAMPLE`` in ``Trainer.build_test_loader``: 2 videos of 3 expressions."""
     from detectron2.data import MetadataCatalog
-
-    from soc.evaluation.build import GROUPED_EVALUATOR_TYPES
 
     records = [
         {"video_id": v, "exp_id": e, "expression": "x", "file_names": [f"{v}.jpg"], "frame_names": [v]}
         for v in ("a", "b")
         for e in ("0", "1", "2")
     ]
+    name = _name("loader")
+    DatasetCatalog.register(name, lambda: records)
+    MetadataCatalog.get(name).set(evaluator_type="ref_ytvos")
     cfg = tiny_cfg()
-    for evaluator_type, samples in [(t, 2) for t in GROUPED_EVALUATOR_TYPES] + [("long_rvos", 6)]:
-        name = _name(evaluator_type)
-        DatasetCatalog.register(name, lambda: records)
-        MetadataCatalog.get(name).set(evaluator_type=evaluator_type)
-        assert len(Trainer.build_test_loader(cfg, name)) == samples, evaluator_type
+    cfg.defrost()
+    cfg.TEST.MAX_EXPRESSIONS_PER_SAMPLE = max_per_group
+    assert len(Trainer.build_test_loader(cfg, name)) == samples
 
 
 # ------------------------------------------------------------------------------------------ 2 processes

@@ -6,12 +6,7 @@ import os
 import weakref
 
 import torch
-from detectron2.data import (
-    DatasetCatalog,
-    MetadataCatalog,
-    build_detection_test_loader,
-    get_detection_dataset_dicts,
-)
+from detectron2.data import DatasetCatalog, build_detection_test_loader, get_detection_dataset_dicts
 from detectron2.engine import (
     AMPTrainer,
     DefaultTrainer,
@@ -26,7 +21,6 @@ from soc.checkpoint import SOCCheckpointer, load_pretrained_weights
 from soc.data import build_soc_mapper
 from soc.data.build import group_expressions
 from soc.evaluation import build_evaluator
-from soc.evaluation.build import GROUPED_EVALUATOR_TYPES
 
 from .optimizer import build_soc_optimizer
 from .train_loader import build_clip_train_loader, step_seed
@@ -107,12 +101,11 @@ class Trainer(DefaultTrainer):
     def build_test_loader(cls, cfg, dataset_name):
         """Test samples of ``dataset_name``: the expressions of a clip grouped into one sample (at most
         ``TEST.MAX_EXPRESSIONS_PER_SAMPLE``; see :func:`soc.data.build.group_expressions`), so that the model
-        encodes the clip once for all of them; one sample per record with ``TEST.MAX_EXPRESSIONS_PER_SAMPLE``
-        1 or when the dataset's evaluator does not take groups (``GROUPED_EVALUATOR_TYPES``)."""
+        encodes the clip once for all of them; ``TEST.MAX_EXPRESSIONS_PER_SAMPLE`` 1 gives one sample per
+        record. Every evaluator of ``build_evaluator`` scores both (``expression_pairs``)."""
         records = get_detection_dataset_dicts(dataset_name, filter_empty=False)
-        grouped = MetadataCatalog.get(dataset_name).get("evaluator_type") in GROUPED_EVALUATOR_TYPES
         return build_detection_test_loader(
-            group_expressions(records, cfg.TEST.MAX_EXPRESSIONS_PER_SAMPLE if grouped else 1),
+            group_expressions(records, cfg.TEST.MAX_EXPRESSIONS_PER_SAMPLE),
             mapper=build_soc_mapper(cfg, dataset_name, is_train=False),
             num_workers=cfg.DATALOADER.NUM_WORKERS,
         )

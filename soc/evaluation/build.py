@@ -13,11 +13,7 @@ from .long_rvos import LongRVOSEvaluator
 from .ref_davis_evaluator import RefDAVISEvaluator
 from .refvos_evaluator import RefVOSEvaluator
 
-__all__ = ["build_evaluator", "COCO_GT_FILES", "GROUPED_EVALUATOR_TYPES"]
-
-# The evaluator types whose evaluators score grouped test samples (a clip's expressions in one input answered
-# by a list of outputs, see ``soc.data.build.group_expressions``); the test loader groups only these datasets.
-GROUPED_EVALUATOR_TYPES = ("ref_ytvos", "ref_davis", "a2d_sentences", "jhmdb_sentences")
+__all__ = ["build_evaluator", "COCO_GT_FILES"]
 
 # MTTR's COCO-format ground truth, used for mAP when it sits at the dataset root (else built from the masks).
 COCO_GT_FILES = {
