@@ -34,7 +34,7 @@ def test_configs_exist():
 def test_every_config_parses(path: Path):
     cfg = _load(path)
     assert cfg.MODEL.META_ARCHITECTURE == "SOC"
-    assert cfg.MODEL.BACKBONE.NAME == "build_video_swin_backbone"
+    assert cfg.MODEL.BACKBONE.NAME in ("build_video_swin_backbone", "build_timm_frame_backbone")
     # slot-aligned add-back of the video queries needs as many video as frame queries
     assert cfg.MODEL.SOC.VOC.NUM_QUERIES == cfg.MODEL.SOC.DECODER.NUM_QUERIES
     assert len(cfg.MODEL.VIDEO_SWIN.DEPTHS) == len(cfg.MODEL.VIDEO_SWIN.NUM_HEADS) == 4

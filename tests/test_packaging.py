@@ -132,11 +132,10 @@ from soc.layers import ms_deform_attn_backend
 cfg = model_zoo.get_config("ref_davis/soc_swin_b_joint_eval")
 helps = {}
 for ep in distribution("soc-detectron2").entry_points:
-    if ep.name != "soc-demo":
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-            ep.load()(["--help"])
-        helps[ep.name] = out.getvalue()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        ep.load()(["--help"])
+    helps[ep.name] = out.getvalue()
 print(json.dumps({
     "soc": soc.__file__,
     "config": model_zoo.get_config_file("ref_ytvos/soc_swin_t_joint"),
@@ -167,3 +166,4 @@ print(json.dumps({
     assert out["backend"] == "cpu_kernel"
     assert "--meta-expressions" in out["helps"]["soc-eval-jf"]
     assert "--allow-partial" in out["helps"]["soc-convert-checkpoint"]
+    assert "--expressions" in out["helps"]["soc-demo"]
