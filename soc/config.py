@@ -25,9 +25,9 @@ def add_soc_config(cfg: CN) -> None:
     cfg.MODEL.VIDEO_SWIN.MLP_RATIO = 4.0  # hidden width of the block MLPs, relative to the stage width
     cfg.MODEL.VIDEO_SWIN.DROP_PATH_RATE = 0.2  # stochastic depth, linear over blocks
     cfg.MODEL.VIDEO_SWIN.OUT_FEATURES = ["res2", "res3", "res4", "res5"]  # stage outputs before patch merging
-    cfg.MODEL.VIDEO_SWIN.PRETRAINED = (
-        ""  # Kinetics Video-Swin checkpoint (local file), loaded when MODEL.WEIGHTS is ""
-    )
+    # Kinetics weights: a local file, hf://owner/repo/file or torchvision://Swin3D_T_Weights.KINETICS400_V1;
+    # loaded into the backbone when MODEL.WEIGHTS is ""
+    cfg.MODEL.VIDEO_SWIN.PRETRAINED = ""
     cfg.MODEL.VIDEO_SWIN.FROZEN_STAGES = -1  # freeze the patch embedding and stages < this index; -1 = none
 
     # -------------------------------------------------------------- backbone: a timm network per frame
