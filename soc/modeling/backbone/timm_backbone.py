@@ -12,14 +12,16 @@ from typing import Dict, List, Optional, Sequence
 
 import timm
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import BACKBONE_REGISTRY, Backbone
+from detectron2.modeling import BACKBONE_REGISTRY
 from timm.layers import freeze_batch_norm_2d
 from torch import Tensor, nn
+
+from .frozen_stages import FrozenStagesBackbone
 
 __all__ = ["TimmFrameBackbone", "build_timm_frame_backbone"]
 
 
-class TimmFrameBackbone(Backbone):
+class TimmFrameBackbone(FrozenStagesBackbone):
     """
     Per-frame maps of a timm network: ``(B, T, 3, H, W)`` frames → ``{res<k>: (B·T, C_k, ⌈H/2^k⌉, ⌈W/2^k⌉)}``
     (timm's own rounding; ceil for its CNNs). Frames are independent: no layer mixes time.
@@ -68,10 +70,7 @@ class TimmFrameBackbone(Backbone):
         self._out_feature_channels = {name: channels[i] for i, name, _ in self._levels}
         self._out_feature_strides = {name: reductions[i] for i, name, _ in self._levels}
         self.frozen_stages = frozen_stages
-        for module in self._frozen_modules():
-            module.eval()
-            for p in module.parameters(recurse=False):
-                p.requires_grad_(False)
+        self.freeze()
 
     def _body_module(self, name: str) -> str:
         """The body's name of timm's module ``name`` (timm's feature wrappers flatten ``stages.0`` to
@@ -98,12 +97,6 @@ class TimmFrameBackbone(Backbone):
             end = max(j for j, n in enumerate(order) if n == last or n.startswith(last + ".")) + 1
         return [m for n, m in named[:end] if not (n == "" or last.startswith(n + "."))]
 
-    def train(self, mode: bool = True) -> "TimmFrameBackbone":
-        super().train(mode)
-        for module in self._frozen_modules():
-            module.eval()
-        return self
-
     def forward(self, x: Tensor) -> Dict[str, Tensor]:
         """
         Args:
@@ -116,12 +109,6 @@ class TimmFrameBackbone(Backbone):
             raise ValueError(f"TimmFrameBackbone expects (B, T, 3, H, W), got {tuple(x.shape)}")
         maps = self.body(x.flatten(0, 1))  # list over timm's levels, (B·T, C, h, w)
         return {name: maps[i] for i, name, _ in self._levels}
-
-    def output_shape(self) -> Dict[str, ShapeSpec]:
-        return {
-            n: ShapeSpec(channels=self._out_feature_channels[n], stride=self._out_feature_strides[n])
-            for n in self._out_features
-        }
 
 
 @BACKBONE_REGISTRY.register()

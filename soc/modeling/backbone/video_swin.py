@@ -12,14 +12,16 @@ attaches to the backbone live in the neck here.
 from typing import Dict, List, Sequence
 
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import BACKBONE_REGISTRY, Backbone
+from detectron2.modeling import BACKBONE_REGISTRY
 from torch import Tensor, nn
 from torchvision.models.video.swin_transformer import SwinTransformer3d
+
+from .frozen_stages import FrozenStagesBackbone
 
 __all__ = ["VideoSwinTransformer", "build_video_swin_backbone"]
 
 
-class VideoSwinTransformer(Backbone):
+class VideoSwinTransformer(FrozenStagesBackbone):
     """
     Video Swin whose four stages produce per-frame maps ``res2..res5`` (strides 4, 8, 16, 32; channels
     C, 2C, 4C, 8C). With temporal patch size 1 the time axis is never downsampled, while attention windows
@@ -82,7 +84,7 @@ class VideoSwinTransformer(Backbone):
         self._out_feature_channels = {n: embed_dim * 2**i for i, n in enumerate(names)}
         self._out_feature_strides = {n: int(patch_size[1]) * 2**i for i, n in enumerate(names)}
 
-        self._freeze_stages()
+        self.freeze()
 
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
@@ -93,18 +95,6 @@ class VideoSwinTransformer(Backbone):
             if 2 * stage + 1 < len(self.features):
                 modules.append(self.features[2 * stage + 1])
         return modules
-
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for p in module.parameters():
-                p.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "VideoSwinTransformer":
-        super().train(mode)
-        for module in self._frozen_modules():
-            module.eval()
-        return self
 
     def forward(self, x: Tensor) -> Dict[str, Tensor]:
         """
@@ -128,12 +118,6 @@ class VideoSwinTransformer(Backbone):
             if 2 * stage + 1 < len(self.features) and stage + 1 < self.num_stages:
                 x = self.features[2 * stage + 1](x)
         return outputs
-
-    def output_shape(self) -> Dict[str, ShapeSpec]:
-        return {
-            n: ShapeSpec(channels=self._out_feature_channels[n], stride=self._out_feature_strides[n])
-            for n in self._out_features
-        }
 
 
 @BACKBONE_REGISTRY.register()
