@@ -20,6 +20,8 @@ from soc.config import setup_cfg
 from soc.engine import SOCPredictor
 from soc.utils.video_io import iter_video, video_rate, write_mp4
 
+from helpers import perturb_parameters
+
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["--config-file", "c.yaml", "--video-input", "v.mp4", "--output", "out"]
 CONFIG = str(ROOT / "projects/SOC/configs/synthetic/soc_tiny_instant_test.yaml")
@@ -66,10 +68,7 @@ def weights(tmp_path_factory):
     """A random tiny model saved by the checkpointer (the demo refuses to run without weights)."""
     torch.manual_seed(0)
     model = SOCPredictor(setup_cfg(CONFIG, ["MODEL.DEVICE", "cpu"]), allow_random_weights=True).model
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    perturb_parameters(model)
     folder = tmp_path_factory.mktemp("weights")
     SOCCheckpointer(model, str(folder)).save("random")
     return str(folder / "random.pth")

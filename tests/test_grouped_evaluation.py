@@ -24,6 +24,8 @@ from soc.data import register_a2d_sentences, register_ref_davis17, register_ref_
 from soc.data.synthetic import generate
 from soc.engine import Trainer
 
+from helpers import perturb_parameters, tree
+
 CONFIG = Path(__file__).resolve().parents[1] / "projects/SOC/configs/synthetic/soc_tiny_instant_test.yaml"
 
 
@@ -35,12 +37,7 @@ def tiny_model():
     """The instant-test model with seeded random weights, moved away from the initialisation (whose zeros
     make every query alike), in float64."""
     torch.manual_seed(0)
-    model = build_model(tiny_cfg())
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn(p.shape, generator=g))
-    return model.double().eval()
+    return perturb_parameters(build_model(tiny_cfg())).double().eval()
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +83,6 @@ def evaluate(model, dataset_name, output_dir, max_per_group):
         hook.remove()
     assert set(calls) <= {1}  # one clip per pass
     return results, len(loader), len(calls)
-
-
-def tree(folder):
-    """Relative path -> bytes of every file under ``folder`` but the zip (its entries carry times)."""
-    return {
-        os.path.relpath(os.path.join(d, n), folder): open(os.path.join(d, n), "rb").read()
-        for d, _, names in os.walk(folder)
-        for n in names
-        if n != "submission.zip"
-    }
 
 
 def zip_entries(path):

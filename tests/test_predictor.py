@@ -12,6 +12,8 @@ from soc.config import setup_cfg
 from soc.engine.predictor import DEFAULT_WINDOW, SOCPredictor, to_instances
 from soc.utils.video_io import write_mp4
 
+from helpers import perturb_parameters
+
 CONFIG = Path(__file__).resolve().parents[1] / "projects/SOC/configs/synthetic/soc_tiny_instant_test.yaml"
 WINDOWS = ["MODEL.SOC.TEST.CLIP_LENGTH", "3", "MODEL.SOC.TEST.WINDOW_OVERLAP", "1"]
 EXPRESSIONS = ["a dog", "the red car on the left"]
@@ -27,11 +29,7 @@ def predictor():
     p = SOCPredictor(
         tiny_cfg(*WINDOWS, "MODEL.SOC.TEST.ASSOCIATION", "iou_embedding"), allow_random_weights=True
     )
-    # away from the initialisation, whose zeros make every query alike
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for param in p.model.parameters():
-            param.add_(0.02 * torch.randn(param.shape, generator=g))
+    perturb_parameters(p.model)  # away from the initialisation, whose zeros make every query alike
     return p
 
 

@@ -16,6 +16,8 @@ from soc.evaluation import RefDAVISEvaluator, RefVOSEvaluator, build_evaluator
 from soc.evaluation.metrics import db_eval_boundary, db_eval_iou
 from soc.evaluation.ref_davis_evaluator import merge_object_probs
 
+from helpers import tree
+
 H = W = 24  # boundary radius ceil(0.008 * 33.9) = 1
 
 
@@ -135,16 +137,6 @@ def grouped(records, outputs, max_per_group=0):
     by_key = {(r["video_id"], r["exp_id"]): o for r, o in zip(records, outputs)}
     groups = group_expressions(records, max_per_group)
     return groups, [[by_key[g["video_id"], e] for e in g["exp_ids"]] for g in groups]
-
-
-def tree(folder):
-    """Relative path -> bytes of every file under ``folder`` but the zip (its entries carry times)."""
-    return {
-        os.path.relpath(os.path.join(d, n), folder): open(os.path.join(d, n), "rb").read()
-        for d, _, names in os.walk(folder)
-        for n in names
-        if n != "submission.zip"
-    }
 
 
 def test_perfect_predictions_give_one(tmp_path):

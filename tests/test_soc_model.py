@@ -15,6 +15,8 @@ from soc.modeling.decoder import VOC, DeformableTransformer
 from soc.modeling.postprocessing import resize_mask_logits, select_query
 from soc.modeling.windows import Track, associate
 
+from helpers import perturb_parameters
+
 CONFIG = Path(__file__).parent / "configs" / "soc_tiny.yaml"
 # Parameters whose gradient is exactly zero by construction: the first decoder layer's self-attention sees
 # zero content, and GroupNorm(8, 8) after lay5 cancels its bias.
@@ -32,14 +34,8 @@ def tiny_cfg(**overrides):
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    m = build_model(tiny_cfg())
-    # Perturb every parameter (as the parity bundle does): the initialisation leaves many tensors zero, which
-    # would zero most gradients and hide wiring mistakes.
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.02 * torch.randn(p.shape, generator=g))
-    return m.eval()
+    # perturbed: the initialisation leaves many tensors zero, which would zero most gradients
+    return perturb_parameters(build_model(tiny_cfg())).eval()
 
 
 def clip(T=3, H=64, W=96, seed=0):
