@@ -24,11 +24,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 from detectron2.evaluation import DatasetEvaluator
-from detectron2.utils import comm
 from pycocotools import mask as mask_util
 
 from .metrics import a2d_summary, coco_mask_ap, sample_iou
-from .refvos_evaluator import GTReader, as_numpy, expression_pairs
+from .refvos_evaluator import GTReader, as_numpy, expression_pairs, gather_on_main
 
 __all__ = ["A2DSentencesEvaluator", "JHMDBSentencesEvaluator", "encode_mask"]
 
@@ -174,13 +173,9 @@ class A2DSentencesEvaluator(DatasetEvaluator):
     # ----------------------------------------------------------------------------------------- evaluate
     def evaluate(self) -> Dict[str, Dict[str, float]]:
         """Gather the samples on rank 0 and compute the metrics; ``{}`` off rank 0."""
-        if self._distributed:
-            comm.synchronize()
-            parts = comm.gather(self._samples, dst=0)
-            if not comm.is_main_process():
-                return {}
-        else:
-            parts = [self._samples]
+        parts = gather_on_main(self._samples, self._distributed)
+        if parts is None:
+            return {}
         samples, seen = [], set()
         for s in (s for part in parts for s in part):
             if s["image_id"] not in seen:  # a sample evaluated twice (e.g. a padded sampler) counts once

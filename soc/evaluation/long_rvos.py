@@ -27,12 +27,11 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tu
 
 import numpy as np
 from detectron2.evaluation import DatasetEvaluator
-from detectron2.utils import comm
 
 from ..data.datasets.long_rvos import EXPRESSION_TYPES, read_long_rvos_masks
 from ..data.io import DataError, read_single_channel_png
 from .metrics import db_eval_boundary, db_eval_iou
-from .refvos_evaluator import as_numpy, expression_pairs
+from .refvos_evaluator import as_numpy, check_pred_masks, expression_pairs, gather_on_main
 
 __all__ = [
     "LongRVOSScores",
@@ -209,11 +208,7 @@ class LongRVOSEvaluator(DatasetEvaluator):
         """
         for inp, out in expression_pairs(inputs, outputs):
             key = f"{inp['video_id']}/{inp['exp_id']}"
-            pred = as_numpy(out["pred_masks"]).astype(bool)
-            if pred.ndim != 3 or pred.shape[0] != len(inp["frame_names"]):
-                raise ValueError(
-                    f"{key}: pred_masks of shape {pred.shape} for {len(inp['frame_names'])} frames"
-                )
+            pred = check_pred_masks(inp, as_numpy(out["pred_masks"]).astype(bool))
             if not inp.get("annotations") or not inp.get("obj_ids"):
                 self._state.no_gt.add(key)
                 continue
@@ -222,13 +217,9 @@ class LongRVOSEvaluator(DatasetEvaluator):
 
     def evaluate(self) -> Dict[str, Dict[str, float]]:
         """Gather on rank 0 and aggregate; ``{}`` off rank 0 and when no expression has ground truth."""
-        if self._distributed:
-            comm.synchronize()
-            gathered = comm.gather(self._state, dst=0)
-            if not comm.is_main_process():
-                return {}
-        else:
-            gathered = [self._state]
+        gathered = gather_on_main(self._state, self._distributed)
+        if gathered is None:
+            return {}
         total = LongRVOSState()
         for part in gathered:
             total.update(part)

@@ -33,7 +33,14 @@ from detectron2.data import DatasetCatalog
 from soc.utils.paths import safe_join
 
 from .metrics import db_statistics, evaluate_unsupervised, split_object_masks
-from .refvos_evaluator import GTReader, RefVOSEvaluator, RefVOSState, as_numpy, expression_pairs
+from .refvos_evaluator import (
+    GTReader,
+    RefVOSEvaluator,
+    RefVOSState,
+    as_numpy,
+    check_pred_masks,
+    expression_pairs,
+)
 from .ytvos_submission import write_index_png
 
 __all__ = ["RefDAVISEvaluator", "RefDAVISState", "merge_object_probs", "read_index_maps", "NUM_RUNS"]
@@ -216,7 +223,7 @@ class RefDAVISEvaluator(RefVOSEvaluator):
                     )
                     self._warned_probs = True
                 probs = as_numpy(out["pred_masks"]).astype(np.float32)
-            probs = self._check_masks(inp, probs)
+            probs = check_pred_masks(inp, probs)
             key = (run, seq)
             self._records.setdefault(seq, _gt_record(inp))
             merge_object_probs(

@@ -22,7 +22,15 @@ from ..data.build import ungroup
 from .metrics import db_eval_boundary, db_eval_iou, jf_aggregate
 from .ytvos_submission import write_expression_masks, zip_submission
 
-__all__ = ["RefVOSEvaluator", "RefVOSState", "read_referred_masks", "as_numpy", "expression_pairs"]
+__all__ = [
+    "RefVOSEvaluator",
+    "RefVOSState",
+    "read_referred_masks",
+    "as_numpy",
+    "expression_pairs",
+    "gather_on_main",
+    "check_pred_masks",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +61,28 @@ def as_numpy(x) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+def gather_on_main(part: Any, distributed: bool) -> Optional[List[Any]]:
+    """Every process's ``part`` on the main process, in rank order; None on the others. Without
+    ``distributed``, ``[part]``."""
+    if not distributed:
+        return [part]
+    comm.synchronize()
+    parts = comm.gather(part, dst=0)
+    return parts if comm.is_main_process() else None
+
+
+def check_pred_masks(inp: dict, masks: np.ndarray) -> np.ndarray:
+    """``masks`` (T, H, W) after checking T against the input's frame names and (H, W) against its
+    ``height``/``width`` when given; ``ValueError`` naming the expression otherwise."""
+    key = f"{inp['video_id']}/{inp['exp_id']}"
+    if masks.ndim != 3 or masks.shape[0] != len(inp["frame_names"]):
+        raise ValueError(f"{key}: pred_masks of shape {masks.shape} for {len(inp['frame_names'])} frames")
+    size = (inp.get("height"), inp.get("width"))
+    if None not in size and tuple(masks.shape[1:]) != tuple(int(s) for s in size):
+        raise ValueError(f"{key}: pred_masks are {masks.shape[1:]}, the original frame size is {size}")
+    return masks
 
 
 def expression_pairs(inputs: List[dict], outputs: List[Any]) -> Iterator[Tuple[dict, dict]]:
@@ -163,7 +193,7 @@ class RefVOSEvaluator(DatasetEvaluator):
         """
         for inp, out in expression_pairs(inputs, outputs):
             key = f"{inp['video_id']}/{inp['exp_id']}"
-            masks = self._check_masks(inp, as_numpy(out["pred_masks"]).astype(bool))
+            masks = check_pred_masks(inp, as_numpy(out["pred_masks"]).astype(bool))
             if inp.get("temporal"):
                 self._scores.temporal.add(key)
             if self._write_submission:
@@ -183,31 +213,15 @@ class RefVOSEvaluator(DatasetEvaluator):
             for name, jj, ff in zip(inp["frame_names"], j, f):
                 per_frame[str(name)] = (float(jj), float(ff))
 
-    @staticmethod
-    def _check_masks(inp: dict, masks: np.ndarray) -> np.ndarray:
-        key = f"{inp['video_id']}/{inp['exp_id']}"
-        if masks.ndim != 3 or masks.shape[0] != len(inp["frame_names"]):
-            raise ValueError(f"{key}: pred_masks of shape {masks.shape} for {len(inp['frame_names'])} frames")
-        size = (inp.get("height"), inp.get("width"))
-        if None not in size and tuple(masks.shape[1:]) != tuple(int(s) for s in size):
-            raise ValueError(f"{key}: pred_masks are {masks.shape[1:]}, the original frame size is {size}")
-        return masks
-
     # ----------------------------------------------------------------------------------------- evaluate
-    def _gather(self, state: RefVOSState) -> List[RefVOSState]:
-        if not self._distributed:
-            return [state]
-        comm.synchronize()
-        return comm.gather(state, dst=0)
-
     def _state(self) -> RefVOSState:
         """What this process contributes to the gather."""
         return self._scores
 
     def evaluate(self) -> Dict[str, Dict[str, float]]:
         """Zip the submission and score; returns ``{}`` off rank 0 and when no expression has ground truth."""
-        gathered = self._gather(self._state())
-        if self._distributed and not comm.is_main_process():
+        gathered = gather_on_main(self._state(), self._distributed)
+        if gathered is None:
             return {}
         results = self._summarize(gathered)
         return {"refvos": results} if results else {}
