@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import pycocotools.mask as mask_util
 import tqdm
 from detectron2.utils.logger import setup_logger
 
 from soc.config import setup_cfg
 from soc.engine.predictor import DEFAULT_WINDOW, SOCPredictor
+from soc.evaluation.a2d_evaluator import encode_mask
 from soc.layers import ms_deform_attn_backend
 from soc.utils.paths import safe_join, unsafe_name_reason
 from soc.utils.video_io import Mp4Writer, frame_files, iter_video, video_rate, write_gif, write_masks
@@ -188,11 +188,6 @@ def _frame_names(path: str, every: int) -> Optional[List[str]]:
     return [f.stem for f in frame_files(path)[::every]] if os.path.isdir(path) else None
 
 
-def _rle(mask: np.ndarray) -> dict:
-    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(x) for x in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
 def segment_video(
     predictor: SOCPredictor,
     name: str,
@@ -234,7 +229,7 @@ def segment_video(
                                 "box": (
                                     [round(float(v), 2) for v in r["pred_boxes"][t]] if m[t].any() else None
                                 ),
-                                "rle": _rle(m[t]),
+                                "rle": encode_mask(m[t]),
                             }
                         )
                     masks.append(m)
