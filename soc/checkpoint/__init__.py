@@ -2,7 +2,7 @@
 pretrained Kinetics backbone into a built model, weight files read without running their code, and weights
 named by URI (``hf://`` on the Hugging Face Hub, ``torchvision://`` Swin3D weights)."""
 
-from .checkpointer import SOCCheckpointer, load_pretrained_weights
+from .checkpointer import SOCCheckpointer, load_pretrained_weights, load_text_encoder_weights
 from .convert import (
     convert_checkpoint_file,
     convert_official_state_dict,

@@ -8,7 +8,10 @@ as detectron2 converts Caffe2 and pycls files in ``_load_file``. Files written b
 
 ``MODEL.VIDEO_SWIN.PRETRAINED`` (Kinetics Video-Swin weights, as the authors initialise the backbone) is not
 read by the model: :func:`load_pretrained_weights` loads it into the built model's backbone when no
-``MODEL.WEIGHTS`` is given, the way detectron2 loads ImageNet backbones through ``MODEL.WEIGHTS``.
+``MODEL.WEIGHTS`` is given, the way detectron2 loads ImageNet backbones through ``MODEL.WEIGHTS``. The same
+goes for the text encoder's pretrained weights (:func:`load_text_encoder_weights`): an SOC checkpoint holds
+them, so a model loaded from one never fetches them; a ``MODEL.WEIGHTS`` file without them (an ImageNet
+backbone) gets them from the pretrained encoder.
 
 Both keys may name remote files (:mod:`soc.checkpoint.weight_sources`): ``hf://owner/repo/path/file.pth`` on
 the Hugging Face Hub; ``MODEL.VIDEO_SWIN.PRETRAINED`` also ``torchvision://Swin3D_T_Weights.KINETICS400_V1``
@@ -25,6 +28,8 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
 from fvcore.common.checkpoint import _IncompatibleKeys
 from torch import nn
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+from transformers import AutoModel
 
 from .convert import (
     convert_official_state_dict,
@@ -38,9 +43,11 @@ from .weight_sources import TORCHVISION_PREFIX, load_torchvision_swin3d
 from .efficientnet_lite import load_timm_backbone_weights
 from .weights_io import WeightsFileError, atomic_write, load_weights_file, remove_stale_temporaries
 
-__all__ = ["SOCCheckpointer", "load_pretrained_weights"]
+__all__ = ["SOCCheckpointer", "load_pretrained_weights", "load_text_encoder_weights"]
 
 logger = logging.getLogger(__name__)
+
+_TEXT_ENCODER_PREFIX = "text_encoder.model."
 
 
 def _require_mapping(filename: str, obj: Any, what: str = "it") -> None:
@@ -213,6 +220,11 @@ class SOCCheckpointer(DetectionCheckpointer):
             for k in own
             if k not in mismatched and (k in reported or (offered is not None and k not in offered))
         ]
+        text_keys = [k for k in own if _unwrapped(k).startswith(_TEXT_ENCODER_PREFIX)]
+        if text_keys and set(text_keys) <= set(missing):
+            # a file without any text-encoder tensor (an ImageNet backbone): the pretrained encoder fills them
+            load_text_encoder_weights(self.model)
+            missing = [k for k in missing if k not in set(text_keys)]
         total = len(own)
         matched = total - len(missing) - len(mismatched)
         if total and (matched == 0 or matched < self.min_matched * total):
@@ -298,9 +310,10 @@ class SOCCheckpointer(DetectionCheckpointer):
 def load_pretrained_weights(model: nn.Module, cfg: CfgNode) -> bool:
     """
     Initialise a freshly built SOC model from pretrained files when it is trained from scratch: with
-    ``MODEL.WEIGHTS`` empty and ``MODEL.VIDEO_SWIN.PRETRAINED`` set, the Kinetics Video-Swin weights go into
-    ``model.backbone`` (see :meth:`SOCCheckpointer.load_backbone_pretrained`); with ``MODEL.TIMM.PRETRAINED``
-    set, ImageNet weights go into a timm frame backbone (see
+    ``MODEL.WEIGHTS`` empty, the text encoder's pretrained weights go into ``model.text_encoder`` (see
+    :func:`load_text_encoder_weights`); with ``MODEL.VIDEO_SWIN.PRETRAINED`` set, the Kinetics Video-Swin
+    weights go into ``model.backbone`` (see :meth:`SOCCheckpointer.load_backbone_pretrained`); with
+    ``MODEL.TIMM.PRETRAINED`` set, ImageNet weights go into a timm frame backbone (see
     :func:`~soc.checkpoint.efficientnet_lite.load_timm_backbone_weights`). With ``MODEL.WEIGHTS`` set,
     that file holds the whole model and nothing is loaded here. Call it once after ``build_model``, before
     ``resume_or_load`` (a resumed checkpoint then overrides it).
@@ -310,13 +323,41 @@ def load_pretrained_weights(model: nn.Module, cfg: CfgNode) -> bool:
         cfg: the config it was built from.
 
     Returns:
-        True when weights were loaded.
+        True when weights were loaded (``MODEL.WEIGHTS`` empty).
     """
-    if cfg.MODEL.TIMM.PRETRAINED and not cfg.MODEL.WEIGHTS:
-        load_timm_backbone_weights(model, cfg.MODEL.TIMM.PRETRAINED)
-        return True
-    path = cfg.MODEL.VIDEO_SWIN.PRETRAINED
-    if not path or cfg.MODEL.WEIGHTS:
+    if cfg.MODEL.WEIGHTS:
         return False
-    SOCCheckpointer(model).load_backbone_pretrained(path)
+    if cfg.MODEL.TIMM.PRETRAINED:
+        load_timm_backbone_weights(model, cfg.MODEL.TIMM.PRETRAINED)
+    elif cfg.MODEL.VIDEO_SWIN.PRETRAINED:
+        SOCCheckpointer(model).load_backbone_pretrained(cfg.MODEL.VIDEO_SWIN.PRETRAINED)
+    load_text_encoder_weights(model)
     return True
+
+
+def load_text_encoder_weights(model: nn.Module) -> None:
+    """
+    Load the pretrained weights of the text encoder's source (``MODEL.SOC.TEXT_ENCODER.NAME``: a hub name, a
+    folder or a package, see :func:`~soc.modeling.text_encoder.resolve_text_encoder_path`) into
+    ``model.text_encoder.model``, which was built from the encoder's configuration alone.
+
+    Args:
+        model: a built SOC model (or its (Distributed)DataParallel wrapper).
+
+    Raises:
+        OSError: the source has no weights (e.g. offline, with the hub's cache holding only the
+            configuration and tokenizer); the message names the source and how to avoid the download.
+    """
+    if isinstance(model, (DataParallel, DistributedDataParallel)):
+        model = model.module
+    encoder = model.text_encoder
+    try:
+        pretrained = AutoModel.from_pretrained(encoder.source)
+    except OSError as e:
+        raise OSError(
+            f"the text encoder's pretrained weights ({encoder.source}, MODEL.SOC.TEXT_ENCODER.NAME) cannot "
+            f"be loaded: {e}\nTraining from scratch needs them; an SOC checkpoint in MODEL.WEIGHTS holds "
+            "them and needs only the encoder's configuration and tokenizer"
+        ) from e
+    encoder.model.load_state_dict(pretrained.state_dict())
+    logger.info(f"Loaded the pretrained text encoder {encoder.source}")

@@ -4,7 +4,10 @@ As the authors' ``SOC.forward_text``: word features = ``last_hidden_state`` → 
 ``pooler_output`` → the same ``txt_proj``; tokenisation pads to the longest expression. Differences: an
 expression longer than the encoder's positions is truncated with a warning (the authors' code fails on it).
 The encoder is frozen by default but follows the module's train/eval mode (its dropout is active in training,
-as in the authors' code). Differences: encoders without a pooler (e.g. MiniLM) can use the mean of the word
+as in the authors' code). The module is built from the encoder's configuration and tokenizer alone (small
+files; with ``HF_HUB_OFFLINE=1`` from the cache): its weights come from an SOC checkpoint, which holds
+them, or from the pretrained encoder through :func:`soc.checkpoint.load_text_encoder_weights` when training
+starts without one. Differences: encoders without a pooler (e.g. MiniLM) can use the mean of the word
 features or the first token (``SENTENCE_FEATURE``); the resizer lives here rather than on the model.
 """
 
@@ -16,7 +19,7 @@ from typing import Dict, Sequence, Tuple
 import torch
 from detectron2.config import configurable
 from torch import Tensor, nn
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 __all__ = ["FeatureResizer", "TextEncoder", "resolve_text_encoder_path"]
 
@@ -72,8 +75,9 @@ class TextEncoder(nn.Module):
     ):
         """
         Args:
-            name: hub name, local folder, or package name (see :func:`resolve_text_encoder_path`) loadable by
-                ``AutoModel`` / ``AutoTokenizer``.
+            name: hub name, local folder, or package name (see :func:`resolve_text_encoder_path`) whose
+                configuration and tokenizer build the encoder (randomly initialised; see the module docstring
+                for where its weights come from).
             hidden_dim: model width C the features are projected to.
             freeze: ``requires_grad=False`` on the transformer (the resizer still trains).
             resizer_dropout: dropout of the resizer.
@@ -83,9 +87,9 @@ class TextEncoder(nn.Module):
         super().__init__()
         if sentence_feature not in SENTENCE_FEATURES:
             raise ValueError(f"sentence_feature must be one of {SENTENCE_FEATURES}, got {sentence_feature!r}")
-        path = resolve_text_encoder_path(name)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path)
+        self.source = resolve_text_encoder_path(name)  # where the pretrained weights are, if they are needed
+        self.tokenizer = AutoTokenizer.from_pretrained(self.source)
+        self.model = AutoModel.from_config(AutoConfig.from_pretrained(self.source))
         if sentence_feature == "pooler" and getattr(self.model, "pooler", None) is None:
             raise ValueError(f"text encoder {name!r} has no pooler; use SENTENCE_FEATURE 'mean' or 'cls'")
         self.sentence_feature = sentence_feature
