@@ -82,7 +82,8 @@ def test_builtin_registration_reads_no_file(monkeypatch):
         for target in ("builtins.open", "os.listdir", "os.path.isfile", "os.path.isdir", "os.path.exists"):
             m.setattr(target, forbidden)
         builtin.register_all("/nonexistent-root")
-    assert len(DatasetCatalog.list()) == 4 + 10 + 4 + 2 + 4 + 6  # incl. Long-RVOS: 3 + 1 synthetic
+    # incl. Long-RVOS (3 + 1 synthetic), MeViS v1, v2 and synthetic (3 + 3 + 3) and ReVOS (2)
+    assert len(DatasetCatalog.list()) == 4 + 10 + 4 + 2 + 4 + 6 + 9 + 2
     assert MetadataCatalog.get("synthrvos_a2d_test").root == "/nonexistent-root/synthrvos/a2d"
     with pytest.raises(FileNotFoundError, match="nonexistent-root/ref-davis"):
         DatasetCatalog.get("ref_davis17_val")  # files are read on .get only

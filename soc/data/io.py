@@ -11,7 +11,9 @@ Mask sources (a record's ``annotations`` dict, see ``datasets/README.md``):
   (Ref-YouTube-VOS, Ref-DAVIS17);
 - ``{"type": "a2d_h5", "file": path}``: one A2D-Sentences ``.h5`` of the annotated frame;
 - ``{"type": "jhmdb_mat", "file": path, "frame": int}``: ``puppet_mask.mat`` and the 0-based annotated frame;
-- ``{"type": "coco", "segmentation": polygons | RLE, "height": int, "width": int}``: RefCOCO.
+- ``{"type": "coco", "segmentation": polygons | RLE, "height": int, "width": int}``: RefCOCO;
+- ``{"type": "mevis_rle", "file": mask_dict.json, "anno_ids": [str]}``: MeViS / ReVOS, the union of the
+  ``anno_ids``' COCO RLEs; an empty list is an expression that refers to nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ __all__ = [
     "read_single_channel_png",
     "check_same_size",
     "read_masks",
+    "has_ground_truth",
+    "may_refer_to_nothing",
     "read_video_window",
     "centered_window",
     "normalize_expression",
@@ -310,10 +314,14 @@ def read_masks(record: dict, frames: Optional[Sequence[int]] = None) -> np.ndarr
         :class:`DataError`.
     """
     ann = record.get("annotations")
-    obj_ids = [int(o) for o in record.get("obj_ids") or []]
-    if not ann or not obj_ids:
+    if not has_ground_truth(record):
         raise DataError(f"record {record.get('video_id')}/{record.get('exp_id')} has no ground truth")
     kind = ann["type"]
+    if kind == "mevis_rle":
+        from .datasets.mevis import read_mevis_masks
+
+        return read_mevis_masks(record, frames)
+    obj_ids = [int(o) for o in record["obj_ids"]]
     if kind == "png":
         files = ann["files"]
         idx: Iterable[int] = range(len(files)) if frames is None else frames
@@ -330,6 +338,19 @@ def read_masks(record: dict, frames: Optional[Sequence[int]] = None) -> np.ndarr
     if kind == "coco":
         return _decode_coco_segmentation(ann["segmentation"], int(ann["height"]), int(ann["width"]))[None]
     raise DataError(f"unknown annotation type {kind!r} in record {record.get('video_id')}")
+
+
+def may_refer_to_nothing(record: dict) -> bool:
+    """Whether the record's format has expressions whose target is absent from every frame (MeViS v2 and
+    ReVOS no-target expressions, or an object that is never visible): their ground truth is then all-empty
+    rather than an error."""
+    return (record.get("annotations") or {}).get("type") == "mevis_rle"
+
+
+def has_ground_truth(record: dict) -> bool:
+    """Whether :func:`read_masks` can give the record's masks: a mask source and referred objects, or a
+    mask source whose expressions may refer to nothing (:func:`may_refer_to_nothing`)."""
+    return bool(record.get("annotations")) and (bool(record.get("obj_ids")) or may_refer_to_nothing(record))
 
 
 def mask_source_name(record: dict, frame: Optional[int] = None) -> str:

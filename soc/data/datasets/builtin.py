@@ -9,6 +9,7 @@ import os
 from .a2d_sentences import register_a2d_sentences
 from .jhmdb_sentences import register_jhmdb_sentences
 from .long_rvos import register_long_rvos
+from .mevis import register_mevis, register_revos
 from .ref_davis import register_ref_davis17
 from .ref_ytvos import register_ref_ytvos
 from .refcoco import register_refcoco
@@ -44,6 +45,16 @@ _PREDEFINED_SPLITS_LONG_RVOS = {
     "long_rvos_test": ("long_rvos", "test"),
     "synthrvos_long_valid": ("synthrvos/long_rvos", "valid"),  # python -m soc.data.synthetic ... --long
 }
+# name -> (folder, split); MeViS: valid_u has masks, valid (the server's split) has none
+_PREDEFINED_SPLITS_MEVIS = {
+    **{f"mevis_{s}": ("mevis", s) for s in ("train", "valid_u", "valid")},
+    **{f"mevis2_{s}": ("mevis_v2", s) for s in ("train", "valid_u", "valid")},
+    **{f"synthrvos_mevis_{s}": ("synthrvos/mevis", s) for s in ("train", "valid_u", "valid")},
+}
+_PREDEFINED_SPLITS_REVOS = {
+    "revos_train": ("revos", "train"),
+    "revos_valid": ("revos", "valid"),
+}
 # name -> (dataset, split); all under <root>/coco
 _PREDEFINED_SPLITS_REFCOCO = {
     f"{prefix}_{split}": (dataset, split)
@@ -64,6 +75,10 @@ def register_all(root: str) -> None:
         register_jhmdb_sentences(name, os.path.join(root, folder))
     for name, (folder, split) in _PREDEFINED_SPLITS_LONG_RVOS.items():
         register_long_rvos(name, os.path.join(root, folder), split)
+    for name, (folder, split) in _PREDEFINED_SPLITS_MEVIS.items():
+        register_mevis(name, os.path.join(root, folder), split)
+    for name, (folder, split) in _PREDEFINED_SPLITS_REVOS.items():
+        register_revos(name, os.path.join(root, folder), split)
     for name, (dataset, split) in _PREDEFINED_SPLITS_REFCOCO.items():
         register_refcoco(name, os.path.join(root, "coco"), dataset, split)
 

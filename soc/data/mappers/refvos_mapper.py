@@ -5,8 +5,11 @@ frames that contains an anchor frame in which the referred object is visible. Th
 from the object's annotated frames (``meta.json``'s ``frames``, when the dataset lists them) or from all
 frames; if the window's masks are then empty, the anchor is redrawn among the frames whose masks show the
 object. So windows in which the object is invisible in every frame are never produced (MTTR drops those
-windows), and an object that is in no mask at all is an error. Videos shorter than the window are padded by
-repeating their last frame (MTTR); a record with a single frame (an image) gives a one-frame clip.
+windows), and an object that is in no mask at all is an error, except in formats whose expressions may refer
+to nothing (MeViS v2 and ReVOS no-target expressions, :func:`~soc.data.io.may_refer_to_nothing`): their clip
+is a plain window around a random frame with empty targets in every frame (``is_visible`` all False), which
+teaches the model to score every query "absent". Videos shorter than the window are padded by repeating their
+last frame (MTTR); a record with a single frame (an image) gives a one-frame clip.
 
 Inference: the whole video, resized with ``INPUT.MIN/MAX_SIZE_TEST``, without targets; for a record or for a
 group of one video's records (``expressions``, :func:`soc.data.build.group_expressions`), whose frames are
@@ -22,7 +25,7 @@ import numpy as np
 from detectron2.config import CfgNode, configurable
 from detectron2.data import transforms as T
 
-from ..io import DataError, mask_source_name, read_masks
+from ..io import DataError, has_ground_truth, mask_source_name, may_refer_to_nothing, read_masks
 from .clip_utils import (
     build_clip_augmentation,
     check_mask_size,
@@ -98,30 +101,33 @@ class RefVOSMapper:
         return int(np.random.randint(num_frames))
 
     def _train_clip(self, record: dict) -> Optional[dict]:
-        if not record.get("obj_ids") or not record.get("annotations"):
+        if not has_ground_truth(record):
             raise DataError(f"training record {record['video_id']}/{record['exp_id']} has no ground truth")
         files = record["file_names"]
         n = len(files)
         length = 1 if n == 1 else self.sampling_frame_num
         indices = sample_window(n, length, self._anchor(record, n))
         masks = read_masks(record, indices)
+        no_target = False
         if not masks.any():
             visible = np.flatnonzero(read_masks(record).any(axis=(1, 2)))
-            if len(visible) == 0:
+            no_target = len(visible) == 0 and may_refer_to_nothing(record)
+            if len(visible) == 0 and not no_target:
                 raise DataError(
                     f"expression {record['video_id']}/{record['exp_id']} ({record['expression']!r}) "
                     f"refers to object(s) {record['obj_ids']}, which appear in no mask under "
                     f"{mask_source_name(record)}"
                 )
-            indices = sample_window(n, length, int(visible[np.random.randint(len(visible))]))
-            masks = read_masks(record, indices)
+            if not no_target:
+                indices = sample_window(n, length, int(visible[np.random.randint(len(visible))]))
+                masks = read_masks(record, indices)
         frames = read_frames(files, indices)
         check_mask_size(record, masks, frames[0].shape, indices, files[indices[0]])
 
         for _ in range(self.max_aug_tries):
             tfm = self.augmentations(T.AugInput(frames[0]))
             targets = masks_to_targets(masks, tfm)
-            if targets["is_visible"].any():
+            if no_target or targets["is_visible"].any():
                 break
         else:
             return None

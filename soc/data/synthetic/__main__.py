@@ -40,7 +40,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--split",
         default=None,
-        choices=("train", "valid", "test", "all"),
+        choices=("train", "valid", "valid_u", "test", "all"),
         help="default " + ", ".join(f"{k} {v}" for k, v in DEFAULT_SPLITS.items()),
     )
     parser.add_argument(

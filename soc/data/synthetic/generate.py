@@ -24,7 +24,7 @@ from typing import Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from . import long_rvos_writer  # noqa: F401  (adds the long_rvos format to WRITERS)
+from . import long_rvos_writer, mevis_writer  # noqa: F401  (add the long_rvos and mevis formats to WRITERS)
 from .videos import draw_video
 from .writers import WRITERS, SynthWriter
 
@@ -78,15 +78,16 @@ def generate(
 
     Args:
         out: dataset root (e.g. ``$SOC_DATASETS/synthrvos/ytvos``).
-        format: ``ytvos``, ``davis``, ``a2d``, ``jhmdb`` or ``long_rvos``.
+        format: ``ytvos``, ``davis``, ``a2d``, ``jhmdb``, ``long_rvos`` or ``mevis``.
         videos: number of videos of the split (ytvos ``valid``: with masks; see ``test_videos``).
         seed: everything is a function of it.
         frames: (min, max) frames per video; default ``DEFAULT_FRAMES`` (8, 16), ``LONG_FRAMES`` (300, 400)
             with ``long_videos``.
-        size: (H, W); default 96x160 (ytvos, davis, long_rvos), 320x426 (a2d), 240x320 (jhmdb).
+        size: (H, W); default 96x160 (ytvos, davis, long_rvos, mevis), 320x426 (a2d), 240x320 (jhmdb).
         split: ytvos/davis ``train`` | ``valid``; a2d ``train`` | ``test`` | ``all`` (both subsets in one
-            root); jhmdb ``test``; long_rvos ``train`` | ``valid`` | ``test``. Default: ytvos ``train``, davis
-            ``valid``, a2d ``all``, jhmdb ``test``, long_rvos ``valid``.
+            root); jhmdb ``test``; long_rvos ``train`` | ``valid`` | ``test``; mevis ``train`` | ``valid_u`` |
+            ``valid``. Default: ytvos ``train``, davis ``valid``, a2d ``all``, jhmdb ``test``, long_rvos
+            ``valid``, mevis ``train``.
         force: replace previously generated paths of this format/split.
         long_videos: looping motions that stay true over hundreds of frames, the first object of every
             look-alike pair leaving the frame and coming back (see :mod:`.scene`).

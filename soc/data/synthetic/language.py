@@ -13,7 +13,15 @@ import numpy as np
 
 from .scene import Scene, SceneObject
 
-__all__ = ["FAMILIES", "Expression", "object_attributes", "candidate_expressions", "pick_expressions"]
+__all__ = [
+    "FAMILIES",
+    "Expression",
+    "object_attributes",
+    "candidate_expressions",
+    "pick_expressions",
+    "multi_object_expressions",
+    "no_target_expressions",
+]
 
 FAMILIES = ("appearance", "spatial", "motion", "combination")
 _ING = {
@@ -112,3 +120,50 @@ def pick_expressions(rng: np.random.Generator, candidates: List[Expression], n: 
         picked.append(choice)
         pool.remove(choice)
     return picked
+
+
+_NUMBERS = {2: "two", 3: "three", 4: "four"}
+_PLURAL_MOTION = {
+    m: m.replace("moves", "move").replace("stays", "stay").replace("turns", "turn") for m in _ING
+}
+_PLURAL_MOTION.update({"appears later": "appear later", "leaves the frame": "leave the frame"})
+# (template, attribute keys it names) of expressions that refer to a group of objects (MeViS-style)
+_GROUP_TEMPLATES = (
+    ("the {n} {shape}s", ("shape",)),
+    ("the {n} {colour} {shape}s", ("colour", "shape")),
+    ("the {n} {colour} objects", ("colour",)),
+    ("the {n} {shape}s that {motion}", ("shape", "motion")),
+)
+
+
+def multi_object_expressions(scene: Scene) -> List[Tuple[str, Tuple[int, ...]]]:
+    """Expressions that name a group of 2-4 objects exactly ("the two stars that move left"): every member
+    has the named values (the motion as drawn) and no other object of the scene has them all.
+
+    Returns:
+        (text, sorted object ids) pairs, in template order, then by group.
+    """
+    attrs = {o.obj_id: object_attributes(scene, o) for o in scene.objects}
+    out = []
+    for template, keys in _GROUP_TEMPLATES:
+        groups: Dict[tuple, List[int]] = {}
+        for o in scene.objects:
+            values = tuple(o.motion if k == "motion" else attrs[o.obj_id][k] for k in keys)
+            groups.setdefault(values, []).append(o.obj_id)
+        for values, members in groups.items():
+            named = dict(zip(keys, values))
+            others = [a for oid, a in attrs.items() if oid not in members]
+            if len(members) not in _NUMBERS or any(_matches(a, named) for a in others):
+                continue
+            fill = dict(named, n=_NUMBERS[len(members)])
+            if "motion" in named:
+                fill["motion"] = _PLURAL_MOTION[named["motion"]]
+            out.append((template.format(**fill), tuple(sorted(members))))
+    return out
+
+
+def no_target_expressions(scene: Scene, shapes: Tuple[str, ...], colours: Tuple[str, ...]) -> List[str]:
+    """ "the {colour} {shape}" for every pair of ``colours`` x ``shapes`` that no object of the scene has (an
+    expression that refers to nothing, as in MeViS v2)."""
+    present = {(o.colour, o.shape) for o in scene.objects}
+    return [f"the {c} {s}" for c in colours for s in shapes if (c, s) not in present]

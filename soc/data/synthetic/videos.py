@@ -36,7 +36,7 @@ def _expressions_for(rng, scene: Scene, obj, style: str, temporal: bool) -> List
     cands = candidate_expressions(scene, obj, fams)
     if not cands:
         return []
-    if style in ("ytvos", "long_rvos"):
+    if style in ("ytvos", "long_rvos", "mevis"):
         picked = pick_expressions(rng, cands, int(rng.integers(1, 4)))
     elif style in ("a2d", "jhmdb"):
         picked = pick_expressions(rng, cands, 1)
@@ -70,8 +70,8 @@ def draw_video(
 
     Args:
         temporal: include a look-alike pair differing only in motion, described by motion expressions.
-        style: expression plan, ``ytvos`` or ``long_rvos`` (1-3 per object), ``davis`` (4 annotator runs per
-            object), ``a2d`` (1 per object) or ``jhmdb`` (1, for a single actor).
+        style: expression plan, ``ytvos``, ``long_rvos`` or ``mevis`` (1-3 per object), ``davis`` (4
+            annotator runs per object), ``a2d`` (1 per object) or ``jhmdb`` (1, for a single actor).
         long_videos: looping motions that stay true over hundreds of frames (see :mod:`.scene`).
     """
     min_visible = max(2, t // 4)
