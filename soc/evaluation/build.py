@@ -10,6 +10,7 @@ from detectron2.evaluation import DatasetEvaluator
 
 from .a2d_evaluator import A2DSentencesEvaluator, JHMDBSentencesEvaluator
 from .long_rvos import LongRVOSEvaluator
+from .mevis_evaluator import MevisEvaluator, ReVOSEvaluator
 from .ref_davis_evaluator import RefDAVISEvaluator
 from .refvos_evaluator import RefVOSEvaluator
 
@@ -40,8 +41,9 @@ def build_evaluator(cfg, dataset_name: str, output_folder: Optional[str] = None)
     (per-expression J&F; always writes the submission zip when ``output_folder`` is given), ``ref_davis`` ->
     :class:`RefDAVISEvaluator` (four annotator runs, unsupervised DAVIS protocol), ``a2d_sentences`` /
     ``jhmdb_sentences`` -> :class:`A2DSentencesEvaluator` / :class:`JHMDBSentencesEvaluator`, ``long_rvos`` ->
-    :class:`LongRVOSEvaluator` (J&F, tIoU, vIoU, identity switches per expression type). ``cfg`` is not
-    read (kept for detectron2's ``build_evaluator`` signature).
+    :class:`LongRVOSEvaluator` (J&F, tIoU, vIoU, identity switches per expression type), ``mevis`` / ``revos``
+    -> :class:`MevisEvaluator` / :class:`ReVOSEvaluator` (J&F, N-acc, T-acc, Final; ReVOS categories; the
+    submission zip). ``cfg`` is not read (kept for detectron2's ``build_evaluator`` signature).
     """
     meta = MetadataCatalog.get(dataset_name)
     evaluator_type = meta.get("evaluator_type", None)
@@ -57,7 +59,11 @@ def build_evaluator(cfg, dataset_name: str, output_folder: Optional[str] = None)
         )
     if evaluator_type == "long_rvos":
         return LongRVOSEvaluator(dataset_name, output_folder)
+    if evaluator_type == "mevis":
+        return MevisEvaluator(dataset_name, output_folder)
+    if evaluator_type == "revos":
+        return ReVOSEvaluator(dataset_name, output_folder)
     raise NotImplementedError(
         f"no evaluator for dataset {dataset_name!r} with evaluator_type {evaluator_type!r} "
-        "(expected ref_ytvos, ref_davis, a2d_sentences, jhmdb_sentences or long_rvos)"
+        "(expected ref_ytvos, ref_davis, a2d_sentences, jhmdb_sentences, long_rvos, mevis or revos)"
     )

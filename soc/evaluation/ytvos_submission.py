@@ -46,9 +46,10 @@ def write_expression_masks(
     return paths
 
 
-def zip_submission(root: str, zip_path: Optional[str] = None) -> str:
+def zip_submission(root: str, zip_path: Optional[str] = None, *, top_folder: bool = True) -> str:
     """Zip ``<root>/Annotations`` into ``zip_path`` (default ``<root>/submission.zip``) with ``Annotations/``
-    as the archive's top folder, files in sorted order (a deterministic archive for the same masks).
+    as the archive's top folder (Ref-YouTube-VOS), or with the video folders at the archive's root when
+    ``top_folder`` is False (MeViS), files in sorted order (a deterministic archive for the same masks).
 
     Members are named by their path components under ``root``, each checked with
     :func:`~soc.utils.paths.safe_join`: an unsafe name, or a file linking outside ``root``, raises
@@ -70,7 +71,9 @@ def zip_submission(root: str, zip_path: Optional[str] = None) -> str:
     tmp = zip_path + ".tmp"
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for path, names in zip(paths, entries):
-            zf.write(path, "/".join(names))
+            names = names if top_folder else names[1:]
+            if names:
+                zf.write(path, "/".join(names))
     os.replace(tmp, zip_path)
     return zip_path
 
