@@ -1,6 +1,8 @@
 """Video Swin Transformer backbone (torchvision's ``SwinTransformer3d``) tapped per frame, as SOC uses it.
 
 Differences from the authors' wrapper (``models/video_swin_transformer.py``): none in the function computed.
+The window attention is :class:`~.window_attention.ShiftedWindowAttention3d`, torchvision's module (same
+parameters) computed through fused attention.
 torchvision's Swin3D with patch 1×4×4, the stage outputs taken after ``features[0, 2, 4, 6]`` (before patch
 merging) and no final norm reproduces the authors' four stage outputs exactly; their keys map onto ours by
 :mod:`soc.checkpoint.convert`. The backbone reads no file: the Kinetics weights
@@ -14,11 +16,19 @@ from typing import Dict, List, Sequence
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from torch import Tensor, nn
+from torchvision.models.swin_transformer import SwinTransformerBlock
 from torchvision.models.video.swin_transformer import SwinTransformer3d
 
 from .frozen_stages import FrozenStagesBackbone
+from .window_attention import ShiftedWindowAttention3d
 
 __all__ = ["VideoSwinTransformer", "build_video_swin_backbone"]
+
+
+def _swin_block(*args, attn_layer=None, **kwargs) -> SwinTransformerBlock:
+    """torchvision's Swin block with our fused window attention (``SwinTransformer3d`` passes its own
+    ``attn_layer``, which is replaced)."""
+    return SwinTransformerBlock(*args, attn_layer=ShiftedWindowAttention3d, **kwargs)
 
 
 class VideoSwinTransformer(FrozenStagesBackbone):
@@ -66,6 +76,7 @@ class VideoSwinTransformer(FrozenStagesBackbone):
             window_size=list(window_size),
             mlp_ratio=mlp_ratio,
             stochastic_depth_prob=drop_path_rate,
+            block=_swin_block,
         )
         # Only the stages are used: the final norm, pooling and classifier are dropped.
         self.patch_embed = swin.patch_embed
