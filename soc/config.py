@@ -118,6 +118,7 @@ def add_soc_config(cfg: CN) -> None:
     cfg.MODEL.SOC.TEST.ASSOCIATION = "independent"  # a window's query: "independent" | "iou_embedding"
     cfg.MODEL.SOC.TEST.MASK_THRESHOLD = 0.5  # probability threshold of the binary masks
     cfg.MODEL.SOC.TEST.ALL_QUERY_MASKS = False  # also return every query's mask (A2D/JHMDB mAP)
+    cfg.MODEL.SOC.TEST.NO_TARGET_THRESHOLD = 0.0  # empty masks when the clip score is below it; 0 = off
     cfg.TEST.MAX_EXPRESSIONS_PER_SAMPLE = 0  # expressions of a video decoded together; 0 = all, 1 = ungrouped
 
     # ---------------------------------------------------------------- input (clips)
@@ -162,6 +163,7 @@ _RULES: List[Tuple[str, Callable[[object], bool], str]] = [
     ("MODEL.SOC.TEXT_ENCODER.RESIZER_DROPOUT", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("MODEL.SOC.TEST.CLIP_LENGTH", lambda v: v >= 0, ">= 0 (0 = the whole video at once)"),
     ("MODEL.SOC.TEST.MASK_THRESHOLD", lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    ("MODEL.SOC.TEST.NO_TARGET_THRESHOLD", lambda v: 0 <= v <= 1, "a score in [0, 1] (0 = off)"),
     ("TEST.MAX_EXPRESSIONS_PER_SAMPLE", lambda v: v >= 0, ">= 0 (0 = all of a video's expressions)"),
     ("MODEL.SOC.TEST.WINDOW_OVERLAP", lambda v: v >= 0, ">= 0 frames (and < the window length)"),
     (

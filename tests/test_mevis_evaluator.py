@@ -68,10 +68,10 @@ def _scores():
 def test_v2_summary_by_hand():
     out = mevis_summary(_scores().values())
     assert out["J"] == out["F"] == out["J&F"] == pytest.approx(0.625)
-    assert (out["T-acc"], out["N-acc"]) == (0.5, 0.5)
+    assert (out["T_acc"], out["N_acc"]) == (0.5, 0.5)
     assert out["Final"] == pytest.approx((0.625 + 0.5 + 0.5) / 3)
     v1 = mevis_summary([s for k, s in _scores().items() if k in ("v/e1", "v/e2")])
-    assert v1 == {"J&F": 0.5, "J": 0.5, "F": 0.5, "T-acc": 0.5}  # no no-target expression: no N-acc, Final
+    assert v1 == {"J&F": 0.5, "J": 0.5, "F": 0.5, "T_acc": 0.5}  # no no-target expression: no N-acc, Final
 
 
 def test_threshold_selection_by_hand():
@@ -143,14 +143,14 @@ def test_evaluator_union_no_target_and_zip(records, tmp_path):
     res = _run(ev, records, [_out(A, A), _out(Z, Z)])["mevis"]
     j0 = (1 + 0.5) / 2
     assert res["J"] == pytest.approx((j0 + 1) / 2)
-    assert (res["T-acc"], res["N-acc"]) == (1.0, 1.0)
+    assert (res["T_acc"], res["N_acc"]) == (1.0, 1.0)
     assert res["Final"] == pytest.approx((res["J&F"] + 2) / 3)
     with zipfile.ZipFile(os.path.join(out_dir, "submission.zip")) as zf:
         names = sorted(n for n in zf.namelist() if n.endswith(".png"))
     assert names == ["vid/0/00000.png", "vid/0/00001.png", "vid/1/00000.png", "vid/1/00001.png"]
     # the union predicted exactly and the no-target one answered with a mask: N-acc 0, J = F = 0 there
     res = _run(ev, records, [_out(A, A | B), _out(G, G)])["mevis"]
-    assert (res["J"], res["N-acc"], res["T-acc"]) == (pytest.approx(0.5), 0.0, 1.0)
+    assert (res["J"], res["N_acc"], res["T_acc"]) == (pytest.approx(0.5), 0.0, 1.0)
     grouped = group_expressions(records)
     assert _run(ev, grouped, [[_out(A, A | B), _out(G, G)]]) == {"mevis": res}
 

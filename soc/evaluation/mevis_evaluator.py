@@ -11,6 +11,8 @@ MeViS v2 adds, with "predicted empty" meaning that every frame's mask is empty:
 - T-acc: the share of target expressions not predicted empty;
 - Final = (J&F + N-acc + T-acc)/3.
 
+They are reported as ``N_acc`` and ``T_acc``: detectron2's ``print_csv_format`` drops keys that contain "-".
+
 ReVOS (VISA's ``eval_revos.py``): expressions with ``type_id`` 2 are left out; each expression's J and F are
 rounded to 2 decimals in percent before averaging; J&F of the referring (``type_id`` 0) and reasoning (1)
 expressions are (J + F)/2 of their means, and overall is the mean of the two categories (not of the
@@ -90,8 +92,8 @@ def score_mevis_expression(
 
 
 def mevis_summary(scores: Iterable[MevisScores]) -> Dict[str, float]:
-    """``{"J&F", "J", "F"}`` over every expression, plus ``"T-acc"`` when some expression has a target,
-    ``"N-acc"`` when some has none and ``"Final"`` when both exist (MeViS v2); NaN J&F without expressions."""
+    """``{"J&F", "J", "F"}`` over every expression, plus ``"T_acc"`` (T-acc) when some expression has a target,
+    ``"N_acc"`` when some has none and ``"Final"`` when both exist (MeViS v2); NaN J&F without expressions."""
     scores = list(scores)
     if not scores:
         return {"J&F": float("nan"), "J": float("nan"), "F": float("nan")}
@@ -101,11 +103,11 @@ def mevis_summary(scores: Iterable[MevisScores]) -> Dict[str, float]:
     targets = [not s.pred_empty for s in scores if not s.gt_empty]
     no_targets = [s.pred_empty for s in scores if s.gt_empty]
     if targets:
-        out["T-acc"] = float(np.mean(targets))
+        out["T_acc"] = float(np.mean(targets))
     if no_targets:
-        out["N-acc"] = float(np.mean(no_targets))
+        out["N_acc"] = float(np.mean(no_targets))
     if targets and no_targets:
-        out["Final"] = (out["J&F"] + out["N-acc"] + out["T-acc"]) / 3
+        out["Final"] = (out["J&F"] + out["N_acc"] + out["T_acc"]) / 3
     return out
 
 

@@ -45,7 +45,9 @@ class SOCCriterion(nn.Module):
       feature, target = query matched to the referred trajectory.
 
     Mask and box losses include the frames where the object is absent (empty mask, zero box), as the authors'
-    code does. A term whose weight is 0 is not computed and not returned.
+    code does. A referred object absent from every frame (a MeViS no-target expression) keeps its matched
+    query's empty-mask and zero-box terms, but has no class positive (every entry is "absent") and no
+    contrastive target. A term whose weight is 0 is not computed and not returned.
     """
 
     @configurable
@@ -215,11 +217,13 @@ class SOCCriterion(nn.Module):
     def _referred_queries(
         trajs: Sequence[Trajectories], indices: Sequence[Tuple[Tensor, Tensor]]
     ) -> List[int]:
-        """Per video, the query matched to the referred trajectory, or -1."""
+        """Per video, the query matched to the referred trajectory, or -1 (none matched, or the referred
+        object is absent from every frame: a no-target expression, which no query should answer)."""
         queries = []
         for traj, (q, t) in zip(trajs, indices):
             hit = (t == traj.referred).nonzero()
-            queries.append(int(q[hit[0, 0]]) if len(hit) else -1)
+            present = len(hit) > 0 and bool(traj.visible[traj.referred].any())
+            queries.append(int(q[hit[0, 0]]) if present else -1)
         return queries
 
     def _class_loss(

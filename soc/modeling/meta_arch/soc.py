@@ -61,6 +61,7 @@ class SOC(nn.Module):
         association: str = "independent",
         mask_threshold: float = 0.5,
         all_query_masks: bool = False,
+        no_target_threshold: float = 0.0,
     ):
         """
         Args:
@@ -78,6 +79,8 @@ class SOC(nn.Module):
                 :mod:`soc.modeling.windows`).
             mask_threshold: probability threshold of the binary masks.
             all_query_masks: also return every query's masks (``query_masks``).
+            no_target_threshold: an expression whose clip ``score`` is below it gets empty masks in every
+                frame (the referred object is judged absent, MeViS v2); 0 = off.
         """
         super().__init__()
         if test_clip_length > 0:
@@ -97,6 +100,7 @@ class SOC(nn.Module):
         self.association = association
         self.mask_threshold = mask_threshold
         self.all_query_masks = all_query_masks
+        self.no_target_threshold = no_target_threshold
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), False)
 
@@ -132,6 +136,7 @@ class SOC(nn.Module):
             "association": cfg.MODEL.SOC.TEST.ASSOCIATION,
             "mask_threshold": cfg.MODEL.SOC.TEST.MASK_THRESHOLD,
             "all_query_masks": cfg.MODEL.SOC.TEST.ALL_QUERY_MASKS,
+            "no_target_threshold": cfg.MODEL.SOC.TEST.NO_TARGET_THRESHOLD,
         }
 
     @property
@@ -275,7 +280,8 @@ class SOC(nn.Module):
         Returns:
             training: dict of weighted losses. Inference: list over clips of one output dict per clip, or for
             an ``expressions`` input a list of E output dicts in the order of the expressions. Output dict:
-            ``pred_masks`` bool (T', H0, W0), ``mask_probs`` (T', H0, W0), ``pred_boxes`` (T', 4) xyxy
+            ``pred_masks`` bool (T', H0, W0) (all False when ``score`` < ``no_target_threshold``),
+            ``mask_probs`` (T', H0, W0), ``pred_boxes`` (T', 4) xyxy
             original pixels, ``score`` float, ``query_scores`` (T', N), ``query_index`` (T',) long (the
             selected query of each frame's window), and ``query_masks`` bool (T', N, H0, W0) if configured.
         """
@@ -330,8 +336,15 @@ class SOC(nn.Module):
                 frames[start:end], expressions, orig, tracks, overlap, keep
             )
             parts.append(results)
-        merged = [_merge_windows([p[e] for p in parts]) for e in range(len(expressions))]
+        merged = [self._no_target(_merge_windows([p[e] for p in parts])) for e in range(len(expressions))]
         return merged if "expressions" in x else merged[0]
+
+    def _no_target(self, result: Dict[str, Any]) -> Dict[str, Any]:
+        """Empty ``pred_masks`` (T', H0, W0) in every frame when the clip ``score`` is below
+        ``no_target_threshold`` (a decision per expression over the whole video, not per window)."""
+        if result["score"] < self.no_target_threshold:
+            result["pred_masks"] = torch.zeros_like(result["pred_masks"])
+        return result
 
     @torch.no_grad()
     def inference_window(
