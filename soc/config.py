@@ -119,6 +119,7 @@ def add_soc_config(cfg: CN) -> None:
     cfg.MODEL.SOC.TEST.MASK_THRESHOLD = 0.5  # probability threshold of the binary masks
     cfg.MODEL.SOC.TEST.ALL_QUERY_MASKS = False  # also return every query's mask (A2D/JHMDB mAP)
     cfg.MODEL.SOC.TEST.NO_TARGET_THRESHOLD = 0.0  # empty masks when the clip score is below it; 0 = off
+    cfg.MODEL.SOC.TEST.PRECISION = "fp32"  # inference autocast: "fp32" | "bf16" | "fp16" (CUDA only)
     cfg.TEST.MAX_EXPRESSIONS_PER_SAMPLE = 0  # expressions of a video decoded together; 0 = all, 1 = ungrouped
 
     # ---------------------------------------------------------------- input (clips)
@@ -131,6 +132,9 @@ def add_soc_config(cfg: CN) -> None:
     cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1  # lr of the backbone (Video Swin, timm, ResNet) = BASE_LR * this
     cfg.SOLVER.TEXT_ENCODER_MULTIPLIER = 0.5  # lr of the text encoder (when trained) = BASE_LR * this
     cfg.SOLVER.LINEAR_PROJ_MULTIPLIER = 1.0  # lr of sampling_offsets / reference_points (SOC: no own group)
+    cfg.SOLVER.AMP.DTYPE = (
+        "fp16"  # with SOLVER.AMP.ENABLED: "fp16" (CUDA, loss scaling) | "bf16" (CPU or CUDA)
+    )
     cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0  # weight decay of embeddings (queries, level/position embeddings)
 
     # ---------------------------------------------------------------- datasets
@@ -166,6 +170,8 @@ _RULES: List[Tuple[str, Callable[[object], bool], str]] = [
     ("MODEL.SOC.TEST.NO_TARGET_THRESHOLD", lambda v: 0 <= v <= 1, "a score in [0, 1] (0 = off)"),
     ("TEST.MAX_EXPRESSIONS_PER_SAMPLE", lambda v: v >= 0, ">= 0 (0 = all of a video's expressions)"),
     ("MODEL.SOC.TEST.WINDOW_OVERLAP", lambda v: v >= 0, ">= 0 frames (and < the window length)"),
+    ("MODEL.SOC.TEST.PRECISION", lambda v: v in ("fp32", "bf16", "fp16"), "fp32 | bf16 | fp16"),
+    ("SOLVER.AMP.DTYPE", lambda v: v in ("fp16", "bf16"), "fp16 | bf16"),
     (
         "MODEL.SOC.TEST.ASSOCIATION",
         lambda v: v in ("independent", "iou_embedding"),
@@ -200,6 +206,11 @@ def check_soc_config(cfg: CN) -> None:
             value = value[part]
         if not ok(value):
             errors.append(f"{key} = {value!r}: must be {requirement}")
+    if cfg.MODEL.SOC.TEST.PRECISION == "fp16" and not cfg.MODEL.DEVICE.startswith("cuda"):
+        errors.append(
+            f"MODEL.SOC.TEST.PRECISION = 'fp16': needs CUDA, but MODEL.DEVICE = {cfg.MODEL.DEVICE!r} "
+            "(use 'bf16' or 'fp32')"
+        )
     if errors:
         raise ValueError("invalid config value(s):\n  " + "\n  ".join(errors))
 

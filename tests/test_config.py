@@ -119,6 +119,8 @@ def test_every_config_passes_the_range_checks(path):
         ("INPUT.MIN_SIZE_TRAIN", "(96, 0)", "sizes >= 1"),
         ("MODEL.SOC.DECODER.DROPOUT", "1.0", "in [0, 1)"),
         ("SOLVER.CHECKPOINT_PERIOD", "0", ">= 1 iteration"),
+        ("MODEL.SOC.TEST.PRECISION", "'fp64'", "fp32 | bf16 | fp16"),
+        ("MODEL.SOC.TEST.PRECISION", "'fp16'", "needs CUDA"),
     ],
 )
 def test_out_of_range_values_name_the_key_and_the_range(key, value, allowed):

@@ -3,6 +3,7 @@ range) and streamed runs end to end on a tiny random model: the Annotations tree
 at the source's frame rate, several videos with one model, and what a frame that cannot be read leaves."""
 
 import json
+import logging
 import subprocess
 import sys
 from fractions import Fraction
@@ -237,3 +238,16 @@ def test_bad_inputs_are_named(tmp_path, weights):
         "MODEL.WEIGHTS is empty: the predictor needs trained weights (--opts MODEL.WEIGHTS model.pth)"
     )
     assert "Traceback" not in res.stderr
+
+
+def test_precision_from_opts_reaches_the_model_and_the_log(tmp_path, weights, caplog):
+    frame_folder(tmp_path / "clip", 2)
+    args = demo.get_parser().parse_args(
+        ["--config-file", CONFIG, "--input", str(tmp_path / "clip"), "--output", str(tmp_path / "out")]
+        + ["--text", "a dog", "--opts", "MODEL.WEIGHTS", weights, "MODEL.DEVICE", "cpu"]
+        + ["MODEL.SOC.TEST.PRECISION", "bf16"]
+    )
+    with caplog.at_level(logging.INFO, logger="soc.demo"):
+        predictions = demo.run(args)
+    assert "bfloat16 autocast on cpu" in caplog.text
+    assert len(predictions["clip"]["0"]["frames"]) == 2

@@ -407,3 +407,25 @@ def test_variants_train_and_infer(overrides):
     m.eval()
     r = m([{"frames": clip(2), "expression": "a dog", "height": 64, "width": 96}])[0]
     assert r["pred_masks"].shape == (2, 64, 96)
+
+
+def test_bf16_inference_is_close_to_float32_and_returns_float32(model):
+    x = {"frames": clip(T=3, H=64, W=96), "expression": "a red ball", "height": 64, "width": 96}
+    ref = model([x])[0]
+    bf16 = copy.deepcopy(model)
+    bf16.precision = "bf16"
+    out = bf16([x])[0]
+    for key in ("mask_probs", "pred_boxes", "query_scores"):
+        assert out[key].dtype == torch.float32, key
+    assert out["query_index"].equal(ref["query_index"])
+    assert (out["mask_probs"] - ref["mask_probs"]).abs().max() < 0.05
+    assert (out["pred_masks"] == ref["pred_masks"]).float().mean() > 0.99
+
+
+def test_fp16_inference_on_the_cpu_names_the_key(model):
+    fp16 = copy.deepcopy(model)
+    fp16.precision = "fp16"
+    with pytest.raises(RuntimeError, match="MODEL.SOC.TEST.PRECISION"):
+        fp16([{"frames": clip(T=1), "expression": "a red ball"}])
+    with pytest.raises(ValueError, match="precision"):
+        SOC(**{**SOC.from_config(tiny_cfg()), "precision": "fp64"})

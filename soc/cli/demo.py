@@ -47,6 +47,8 @@ from soc.utils.visualization import draw_legend, overlay
 __all__ = ["get_parser", "main", "run"]
 
 logger = logging.getLogger("soc.demo")
+# MODEL.SOC.TEST.PRECISION → the name in the startup log line
+PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16 autocast", "fp16": "float16 autocast"}
 FOLDER_FPS = 6  # overlay rate for a folder of frames, which carries no rate of its own
 
 
@@ -271,9 +273,10 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, dict]]:
         expressions = {v: {str(k): t for k, t in enumerate(args.text)} for v in videos}
     predictor = SOCPredictor(cfg, allow_random_weights=args.random_weights)
     logger.info(
-        "weights %s; text encoder %s; float32 on %s; deformable attention: %s; windows of %d, overlap %d",
+        "weights %s; text encoder %s; %s on %s; deformable attention: %s; windows of %d, overlap %d",
         cfg.MODEL.WEIGHTS or "(random: --random-weights)",
         cfg.MODEL.SOC.TEXT_ENCODER.NAME,
+        PRECISION_NAMES[predictor.model.precision],
         cfg.MODEL.DEVICE,
         ms_deform_attn_backend(predictor.model.device),
         predictor.window,

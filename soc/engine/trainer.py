@@ -16,6 +16,7 @@ from detectron2.engine import (
     hooks,
 )
 from detectron2.utils import comm
+from torch import nn
 
 from soc.checkpoint import SOCCheckpointer, load_pretrained_weights
 from soc.data import build_soc_mapper
@@ -25,7 +26,33 @@ from soc.evaluation import build_evaluator
 from .optimizer import build_soc_optimizer
 from .train_loader import build_clip_train_loader, step_seed
 
-__all__ = ["Trainer"]
+__all__ = ["AMP_DTYPES", "AutocastForward", "Trainer"]
+
+# SOLVER.AMP.DTYPE → the autocast dtype of the training forward
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class AutocastForward(nn.Module):
+    """
+    Runs the training forward of ``model`` (network and losses) under ``torch.autocast(device_type, dtype)``;
+    the backward runs outside it, as autocast wants. In eval mode it calls ``model`` as is (the inference
+    precision is the model's own, ``MODEL.SOC.TEST.PRECISION``).
+
+    detectron2's ``AMPTrainer`` asserts CUDA and scales the loss for float16; bfloat16 has float32's range and
+    needs no scaling, so ``SimpleTrainer`` around this wrapper trains in bfloat16 on the CPU and on CUDA.
+    """
+
+    def __init__(self, model: nn.Module, device_type: str, dtype: torch.dtype):
+        super().__init__()
+        self.model = model
+        self.device_type = device_type
+        self.dtype = dtype
+
+    def forward(self, batched_inputs):
+        if not self.training:
+            return self.model(batched_inputs)
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            return self.model(batched_inputs)
 
 
 class Trainer(DefaultTrainer):
@@ -47,10 +74,7 @@ class Trainer(DefaultTrainer):
         data_loader = self.build_train_loader(cfg)
         on_gpu = next(model.parameters()).device.type == "cuda"
         model = create_ddp_model(model, broadcast_buffers=False, **({} if on_gpu else {"device_ids": None}))
-        if cfg.SOLVER.AMP.ENABLED and not on_gpu:
-            logging.getLogger(__name__).warning("SOLVER.AMP.ENABLED is ignored on the CPU")
-        trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED and on_gpu else SimpleTrainer
-        self._trainer = trainer_cls(model, data_loader, optimizer)
+        self._trainer = self.build_step_trainer(cfg, model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = SOCCheckpointer(
             model, cfg.OUTPUT_DIR, min_matched=cfg.MODEL.WEIGHTS_MIN_MATCHED, trainer=weakref.proxy(self)
@@ -59,6 +83,24 @@ class Trainer(DefaultTrainer):
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
+
+    @staticmethod
+    def build_step_trainer(cfg, model: nn.Module, data_loader, optimizer) -> SimpleTrainer:
+        """The loop that runs one step: ``SimpleTrainer`` in float32; with ``SOLVER.AMP.ENABLED``,
+        detectron2's ``AMPTrainer`` (autocast + loss scaling) for float16 on CUDA, ``SimpleTrainer`` around
+        :class:`AutocastForward` for bfloat16 (CPU or CUDA)."""
+        if not cfg.SOLVER.AMP.ENABLED:
+            return SimpleTrainer(model, data_loader, optimizer)
+        device_type = next(model.parameters()).device.type
+        dtype = AMP_DTYPES[cfg.SOLVER.AMP.DTYPE]
+        if dtype == torch.float16:
+            if device_type != "cuda":
+                raise ValueError(
+                    f"SOLVER.AMP.DTYPE = 'fp16' needs CUDA (the model is on {device_type}); use 'bf16'"
+                )
+            return AMPTrainer(model, data_loader, optimizer, precision=dtype)
+        logging.getLogger(__name__).info("training under %s autocast on %s", dtype, device_type)
+        return SimpleTrainer(AutocastForward(model, device_type, dtype), data_loader, optimizer)
 
     def build_hooks(self):
         seed = self.cfg.SEED if self.cfg.SEED >= 0 else 0

@@ -92,8 +92,9 @@ def score_mevis_expression(
 
 
 def mevis_summary(scores: Iterable[MevisScores]) -> Dict[str, float]:
-    """``{"J&F", "J", "F"}`` over every expression, plus ``"T_acc"`` (T-acc) when some expression has a target,
-    ``"N_acc"`` when some has none and ``"Final"`` when both exist (MeViS v2); NaN J&F without expressions."""
+    """``{"J&F", "J", "F"}`` over every expression, plus ``"T_acc"`` (T-acc) when some expression has a
+    target, ``"N_acc"`` when some has none and ``"Final"`` when both exist (MeViS v2); NaN J&F without
+    expressions."""
     scores = list(scores)
     if not scores:
         return {"J&F": float("nan"), "J": float("nan"), "F": float("nan")}

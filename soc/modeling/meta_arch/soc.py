@@ -17,7 +17,8 @@ class/box heads, pixel decoder, dynamic mask head. Differences, all deliberate:
   (:mod:`soc.modeling.postprocessing`); identical to the authors' path without padding.
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+import contextlib
+from typing import Any, ContextManager, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from detectron2.config import configurable
@@ -35,7 +36,10 @@ from ..targets import pad_masks
 from ..text_encoder import TextEncoder
 from ..windows import ASSOCIATIONS, Track, associate, check_window, window_bounds
 
-__all__ = ["SOC"]
+__all__ = ["PRECISIONS", "SOC"]
+
+# MODEL.SOC.TEST.PRECISION → the autocast dtype of the network at inference (None: float32, no autocast)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @META_ARCH_REGISTRY.register()
@@ -61,6 +65,7 @@ class SOC(nn.Module):
         association: str = "independent",
         mask_threshold: float = 0.5,
         all_query_masks: bool = False,
+        precision: str = "fp32",
         no_target_threshold: float = 0.0,
     ):
         """
@@ -79,6 +84,10 @@ class SOC(nn.Module):
                 :mod:`soc.modeling.windows`).
             mask_threshold: probability threshold of the binary masks.
             all_query_masks: also return every query's masks (``query_masks``).
+            precision: inference precision of the network, a key of ``PRECISIONS``: ``"fp32"``, or
+                ``"bf16"``/``"fp16"`` (CUDA only) under ``torch.autocast``; the deformable-attention sampling,
+                the normalisation of the frames and the post-processing (mask resizing, sigmoid, thresholds)
+                stay float32.
             no_target_threshold: an expression whose clip ``score`` is below it gets empty masks in every
                 frame (the referred object is judged absent, MeViS v2); 0 = off.
         """
@@ -100,6 +109,9 @@ class SOC(nn.Module):
         self.association = association
         self.mask_threshold = mask_threshold
         self.all_query_masks = all_query_masks
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
         self.no_target_threshold = no_target_threshold
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), False)
@@ -136,12 +148,25 @@ class SOC(nn.Module):
             "association": cfg.MODEL.SOC.TEST.ASSOCIATION,
             "mask_threshold": cfg.MODEL.SOC.TEST.MASK_THRESHOLD,
             "all_query_masks": cfg.MODEL.SOC.TEST.ALL_QUERY_MASKS,
+            "precision": cfg.MODEL.SOC.TEST.PRECISION,
             "no_target_threshold": cfg.MODEL.SOC.TEST.NO_TARGET_THRESHOLD,
         }
 
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
+
+    def inference_autocast(self) -> ContextManager:
+        """The autocast context of ``precision`` on the model's device (a no-op for ``"fp32"``)."""
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        if dtype == torch.float16 and self.device.type != "cuda":
+            raise RuntimeError(
+                f"MODEL.SOC.TEST.PRECISION = 'fp16' needs CUDA (the model is on {self.device}); "
+                "use 'bf16' or 'fp32' on the CPU"
+            )
+        return torch.autocast(self.device.type, dtype=dtype)
 
     # ------------------------------------------------------------------ batching
     def preprocess(self, frames: Sequence[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
@@ -377,12 +402,15 @@ class SOC(nn.Module):
         if tracks is not None and len(tracks) != E:
             raise ValueError(f"{len(tracks)} tracks for {E} expressions")
         images, pad_mask, sizes = self.preprocess([frames])
-        text = self.text_encoder(expressions, self.device)
         keep = None if keep_frames is None else torch.as_tensor(keep_frames, dtype=torch.long).view(1, -1)
-        features, pad_mask = self.encode_frames(images, pad_mask, keep)
-        T = pad_mask.shape[0]
-        features = {k: _repeat_clip(v, E) for k, v in features.items()}  # (E·T, C_s, h_s, w_s)
-        out = self.decode(features, _repeat_clip(pad_mask, E), text, sizes.repeat(E, 1), T)
+        with self.inference_autocast():
+            text = self.text_encoder(expressions, self.device)
+            features, pad_mask = self.encode_frames(images, pad_mask, keep)
+            T = pad_mask.shape[0]
+            features = {k: _repeat_clip(v, E) for k, v in features.items()}  # (E·T, C_s, h_s, w_s)
+            out = self.decode(features, _repeat_clip(pad_mask, E), text, sizes.repeat(E, 1), T)
+        # post-processing (query choice, association, mask resizing and thresholds) in float32
+        out = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in out.items()}
         shared = 0 if tracks is None else tracks[0].masks.shape[0]
         input_size = tuple(sizes[0].tolist())
         results, new_tracks = [], []
