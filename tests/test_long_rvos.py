@@ -279,3 +279,23 @@ def test_long_option_deterministic_and_cli(tmp_path):
     assert all((tmp_path / "cli" / f).read_bytes() == (tmp_path / "api" / f).read_bytes() for f in files)
     temporal = json.load(open(tmp_path / "api" / "valid" / "temporal_expressions.json"))["temporal"]
     assert {k.split("/")[0] for k in temporal} == set(os.listdir(tmp_path / "api" / "valid" / "JPEGImages"))
+
+
+def test_training_reads_long_rvos_masks(tmp_path):
+    """read_masks serves Long-RVOS records (any frame subset): the train mapper trains on long_rvos_train."""
+    from detectron2.data import transforms as T
+
+    from soc.data.io import read_masks
+    from soc.data.mappers.refvos_mapper import RefVOSMapper
+
+    _write_tree(tmp_path)
+    os.rename(tmp_path / "valid", tmp_path / "train")
+    recs = load_long_rvos(str(tmp_path), "train")
+    assert np.array_equal(read_masks(recs[0]), OBJ1)
+    assert np.array_equal(read_masks(recs[0], [2, 0]), OBJ1[[2, 0]])
+    assert np.array_equal(read_masks(recs[1], [1, 2, 3]), OBJ2[1:])
+    mapper = RefVOSMapper(is_train=True, augmentations=[T.NoOpTransform()], sampling_frame_num=2)
+    for _ in range(5):  # object 1 is visible in frames 0-1 only: every window shows it at least once
+        out = mapper(recs[0])
+        assert out["targets"]["masks"].shape == (2, 5, 5)
+        assert out["targets"]["is_visible"].any()

@@ -304,7 +304,8 @@ def read_masks(record: dict, frames: Optional[Sequence[int]] = None) -> np.ndarr
 
     Args:
         record: a dataset record with ``obj_ids`` and ``annotations`` (see the module docstring).
-        frames: for PNG sources, 0-based indices into ``record["file_names"]`` (default: every frame).
+        frames: for per-frame sources (PNG, MeViS RLE, Long-RVOS), 0-based indices into
+            ``record["file_names"]`` (default: every frame).
             A2D/JHMDB/RefCOCO sources have the annotated frame only and ignore it.
 
     Returns:
@@ -321,6 +322,10 @@ def read_masks(record: dict, frames: Optional[Sequence[int]] = None) -> np.ndarr
         from .datasets.mevis import read_mevis_masks
 
         return read_mevis_masks(record, frames)
+    if kind == "long_rvos":
+        from .datasets.long_rvos import read_long_rvos_masks
+
+        return read_long_rvos_masks(record, frames=frames)
     obj_ids = [int(o) for o in record["obj_ids"]]
     if kind == "png":
         files = ann["files"]

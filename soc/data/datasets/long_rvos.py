@@ -11,7 +11,7 @@ records without ground truth.
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -124,17 +124,22 @@ def long_rvos_mask_files(record: dict, obj_id: int) -> List[Optional[str]]:
     ]
 
 
-def read_long_rvos_masks(record: dict, obj_id: Optional[int] = None) -> np.ndarray:
+def read_long_rvos_masks(
+    record: dict, obj_id: Optional[int] = None, frames: Optional[Sequence[int]] = None
+) -> np.ndarray:
     """Masks of one object (default: the referred object(s) ``record["obj_ids"]``, united) over the frames of
     ``record["frame_names"]``.
 
     Args:
         record: a Long-RVOS record or a mapper output carrying its keys.
         obj_id: any object of the video (e.g. one of ``annotations["objects"]``).
+        frames: 0-based indices into ``record["frame_names"]`` to read (default: every frame); only their
+            PNGs are opened.
 
     Returns:
-        bool ``(T, H, W)`` at the frame size (``height``, ``width`` of the record, else that of its first
-        frame); all-False in frames without a PNG. A PNG of another size raises :class:`DataError`.
+        bool ``(T, H, W)`` (``T = len(frames)``) at the frame size (``height``, ``width`` of the record, else
+        that of its first frame); all-False in frames without a PNG. A PNG of another size raises
+        :class:`DataError`.
     """
     _source(record)
     ids = [obj_id] if obj_id is not None else [int(o) for o in record.get("obj_ids") or []]
@@ -144,9 +149,11 @@ def read_long_rvos_masks(record: dict, obj_id: Optional[int] = None) -> np.ndarr
         size = (int(record["height"]), int(record["width"]))
     else:
         size = read_image(record["file_names"][0]).shape[:2]
-    out = np.zeros((len(record["frame_names"]),) + tuple(size), dtype=bool)
+    idx = range(len(record["frame_names"])) if frames is None else frames
+    out = np.zeros((len(idx),) + tuple(size), dtype=bool)
     for oid in ids:
-        for t, path in enumerate(long_rvos_mask_files(record, oid)):
+        files = long_rvos_mask_files(record, oid)
+        for t, path in enumerate(files[i] for i in idx):
             if path is not None:
                 mask = read_single_channel_png(path)
                 check_same_size([mask], [path], "annotation", size)
