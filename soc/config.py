@@ -5,6 +5,7 @@ a comment says otherwise; where the paper and the code differ, the code's behavi
 paper's variant sits behind a key (see README, "Paper vs the authors' code").
 """
 
+import os
 from typing import Callable, List, Sequence, Tuple
 
 from detectron2.config import CfgNode as CN
@@ -216,12 +217,27 @@ def check_soc_config(cfg: CN) -> None:
 
 
 def setup_cfg(config_file: str, opts: Sequence[str] = ()) -> CN:
-    """A frozen, checked config: detectron2's defaults, SOC's keys, ``config_file`` (with its ``_BASE_``
-    chain), then the ``KEY VALUE`` overrides ``opts``; ``ValueError`` names any key out of its range."""
+    """A frozen, checked config: detectron2's defaults, SOC's keys, ``config_file`` (a YAML path, or a
+    model-zoo name such as ``ref_ytvos/soc_swin_t_joint`` when no such file exists; with its ``_BASE_``
+    chain), then the ``KEY VALUE`` overrides ``opts``; ``ValueError`` names any key out of its range,
+    ``FileNotFoundError`` a config that is neither a file nor a model-zoo name."""
     cfg = get_cfg()
     add_soc_config(cfg)
-    cfg.merge_from_file(config_file)
+    cfg.merge_from_file(resolve_config_file(config_file))
     cfg.merge_from_list(list(opts))
     check_soc_config(cfg)
     cfg.freeze()
     return cfg
+
+
+def resolve_config_file(config_file: str) -> str:
+    """``config_file`` if it is a file, else the path of the model-zoo config of that name
+    (:func:`soc.model_zoo.get_config_file`); ``FileNotFoundError`` naming it when it is neither."""
+    if os.path.isfile(config_file):
+        return config_file
+    from .model_zoo import get_config_file  # soc.model_zoo imports this module
+
+    try:
+        return get_config_file(config_file)
+    except ValueError as e:
+        raise FileNotFoundError(f"config file {config_file!r} does not exist, and {e}") from None

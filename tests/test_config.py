@@ -141,3 +141,18 @@ def test_a_value_of_the_wrong_type_names_the_key():
         setup_cfg(
             str(CONFIG_DIR / "synthetic" / "soc_tiny_synth.yaml"), ["INPUT.SAMPLING_FRAME_NUM", "'five'"]
         )
+
+
+def test_setup_cfg_takes_a_model_zoo_name_where_no_file_exists(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no projects/ folder here, as after a pip install
+    by_name = setup_cfg("synthetic/soc_tiny_synth", ["SOLVER.MAX_ITER", "7"])
+    by_path = setup_cfg(str(CONFIG_DIR / "synthetic" / "soc_tiny_synth.yaml"), ["SOLVER.MAX_ITER", "7"])
+    assert by_name == by_path and by_name.SOLVER.MAX_ITER == 7
+    local = tmp_path / "synthetic" / "soc_tiny_synth"  # a file of that name wins over the model zoo
+    local.parent.mkdir()
+    local.write_text(f"_BASE_: {CONFIG_DIR / 'synthetic' / 'soc_tiny_synth.yaml'}\nSOLVER:\n  MAX_ITER: 3\n")
+    assert setup_cfg("synthetic/soc_tiny_synth").SOLVER.MAX_ITER == 3
+    with pytest.raises(
+        FileNotFoundError, match=r"'synthetic/soc_tiny_synt'.*close names: synthetic/soc_tiny_synth"
+    ):
+        setup_cfg("synthetic/soc_tiny_synt")
