@@ -23,6 +23,7 @@ from soc.evaluation.mevis_evaluator import (
     revos_summary,
     score_mevis_expression,
     select_no_target_threshold,
+    threshold_scores,
 )
 
 ONES = np.ones((5, 5), bool)
@@ -75,16 +76,30 @@ def test_v2_summary_by_hand():
 
 
 def test_threshold_selection_by_hand():
-    # threshold t empties the predictions whose clip score is < t: 0.9 empties e4 (0.3) and e2, e3 (already
-    # empty): J = (1 + 0 + 1 + 1)/4 = 0.75, N-acc 1, T-acc 1/2, Final 0.75; above 0.9 e1 goes too: Final 0.5
+    # threshold t empties the predictions whose clip score is < t; candidates are 0 and the midpoints of the
+    # sorted scores 0.1, 0.2, 0.3, 0.9 and 1: 0.6 empties e4 (0.3) and e2, e3 (already empty):
+    # J = (1 + 0 + 1 + 1)/4 = 0.75, N-acc 1, T-acc 1/2, Final 0.75; 0.95 empties e1 too: Final 0.5
     best, table = select_no_target_threshold(_scores())
-    assert best == 0.9
+    assert best == pytest.approx(0.6)
     finals = {t: row["Final"] for t, row in table}
+    assert sorted(finals) == pytest.approx([0.0, 0.15, 0.25, 0.6, 0.95])
     assert finals[0.0] == pytest.approx((0.625 + 0.5 + 0.5) / 3)
-    assert finals[0.9] == pytest.approx(0.75)
+    assert finals[best] == pytest.approx(0.75)
     assert finals[max(finals)] == pytest.approx((0.5 + 1 + 0) / 3)
     with pytest.raises(ValueError, match="target and no-target"):
         select_no_target_threshold({"v/e1": _scores()["v/e1"]})
+
+
+def test_selected_threshold_is_off_the_scores_and_survives_rounding():
+    # The threshold used to be a clip score itself (the kept expression on the boundary) and the CLI printed
+    # it with 6 significant digits: the printed value could then empty the kept expression too.
+    scores = {k: s._replace(score=v) for (k, s), v in zip(_scores().items(), (0.91237, 0.2, 0.1, 0.31237))}
+    best, table = select_no_target_threshold(scores)
+    assert best not in {s.score for s in scores.values()}
+    assert mevis_summary(threshold_scores(scores, float(f"{best:.4g}"))) == dict(table)[best]
+    # a clip score of 1 cannot be emptied by a threshold in [0, 1] (the config's range): no candidate above 1
+    top = {k: s._replace(score=1.0) if k == "v/e1" else s for k, s in _scores().items()}
+    assert max(t for t, _ in select_no_target_threshold(top)[1]) <= 1.0
 
 
 def test_revos_summary_by_hand():

@@ -49,7 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     keys = ("J&F", "N_acc", "T_acc", "Final")
     for name in ("without", "with"):
         print(f"{name:>7}: " + ", ".join(f"{k} {result[name][k]:.4f}" for k in keys))
-    print(f"MODEL.SOC.TEST.NO_TARGET_THRESHOLD {result['threshold']:.6g}")
+    print(f"MODEL.SOC.TEST.NO_TARGET_THRESHOLD {result['threshold']!r}")  # repr: the exact value
     if args.output:
         with open(args.output, "w") as f:
             json.dump(result, f, indent=1)

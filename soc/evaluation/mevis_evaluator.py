@@ -146,15 +146,19 @@ def select_no_target_threshold(
 
     Args:
         scores: per expression, scored without a threshold (:class:`MevisEvaluator`'s ``scores``).
-        candidates: thresholds to try; default 0 (off) and every distinct clip score, plus one above the
-            largest (everything empty).
+        candidates: thresholds to try; default 0 (off), the midpoint between each two consecutive distinct
+            clip scores, and the midpoint between the largest and 1 (everything empty; left out when the
+            largest is 1, as ``MODEL.SOC.TEST.NO_TARGET_THRESHOLD`` must be in [0, 1]). Midpoints, not the
+            scores themselves: a threshold equal to a score puts that expression on the decision boundary,
+            where printing the value rounded, or any tiny numerical change of the score, flips it.
 
     Returns:
         (best threshold, [(threshold, :func:`mevis_summary` with it)] for every candidate, in order).
     """
     if candidates is None:
-        values = sorted({s.score for s in scores.values()})
-        candidates = [0.0] + values + ([float(np.nextafter(values[-1], np.inf))] if values else [])
+        values = sorted({s.score for s in scores.values() if np.isfinite(s.score)})
+        edges = values + [1.0] if values and values[-1] < 1.0 else values
+        candidates = [0.0] + [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
     table = [(float(t), mevis_summary(threshold_scores(scores, t))) for t in candidates]
     if not table or "Final" not in table[0][1]:
         raise ValueError("selecting the no-target threshold needs target and no-target expressions")
