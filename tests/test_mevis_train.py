@@ -28,6 +28,7 @@ def datasets(tmp_path_factory):
     out = str(root / "synthrvos" / "mevis")
     generate(out, "mevis", 2, 0, frames=(3, 4), size=(48, 80), split="train", progress=False)
     generate(out, "mevis", 2, 1, frames=(3, 4), size=(48, 80), split="valid_u", progress=False)
+    generate(out, "mevis", 1, 2, frames=(3, 4), size=(48, 80), split="valid", progress=False)
     return root
 
 
@@ -86,6 +87,18 @@ def test_threshold_selection_tool_runs_on_the_synthetic_split(datasets, tmp_path
     result = json.loads(out.read_text())
     assert result["with"]["Final"] >= result["without"]["Final"]
     assert result["table"][0] == [0.0, result["without"]]
+
+
+def test_threshold_selection_on_a_split_without_masks_says_so(datasets, tmp_path):
+    # used to fail with "needs target and no-target expressions", which hides the cause (no mask_dict.json)
+    from soc.cli.select_no_target_threshold import select
+
+    register_mevis("test_mevis_select_valid", str(datasets / "synthrvos" / "mevis"), "valid")
+    torch.manual_seed(0)
+    weights = tmp_path / "random.pth"
+    torch.save({"model": build_model(_cfg()).state_dict()}, weights)
+    with pytest.raises(ValueError, match="test_mevis_select_valid has no ground-truth masks"):
+        select(str(CONFIG), "test_mevis_select_valid", ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", str(weights)])
 
 
 def _run_train_net(datasets, tmp_path, *args):

@@ -31,6 +31,11 @@ def select(config_file: str, dataset: str, opts: List[str]) -> dict:
     SOCCheckpointer(model, min_matched=cfg.MODEL.WEIGHTS_MIN_MATCHED).load(cfg.MODEL.WEIGHTS)
     evaluator = MevisEvaluator(dataset, None, distributed=False)
     inference_on_dataset(model, Trainer.build_test_loader(cfg, dataset), evaluator)
+    if not evaluator.scores:
+        raise ValueError(
+            f"{dataset} has no ground-truth masks (no mask_dict.json, e.g. the server's valid split): select "
+            "the threshold on a held-out split with masks, e.g. valid_u"
+        )
     best, table = select_no_target_threshold(evaluator.scores)
     rows = dict(table)
     return {"threshold": best, "without": rows[0.0], "with": rows[best], "table": table}
