@@ -22,6 +22,7 @@ from soc.checkpoint import SOCCheckpointer, load_pretrained_weights
 from soc.data import build_soc_mapper
 from soc.data.build import group_expressions
 from soc.evaluation import build_evaluator
+from soc.utils.precision import warn_if_bf16_is_emulated
 
 from .optimizer import build_soc_optimizer
 from .train_loader import build_clip_train_loader, step_seed
@@ -100,6 +101,7 @@ class Trainer(DefaultTrainer):
                 )
             return AMPTrainer(model, data_loader, optimizer, precision=dtype)
         logging.getLogger(__name__).info("training under %s autocast on %s", dtype, device_type)
+        warn_if_bf16_is_emulated(device_type, "SOLVER.AMP.DTYPE")
         return SimpleTrainer(AutocastForward(model, device_type, dtype), data_loader, optimizer)
 
     def build_hooks(self):

@@ -26,6 +26,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from torch import Tensor, nn
 
+from ...utils.precision import warn_if_bf16_is_emulated
 from ..criterion import SOCCriterion
 from ..decoder.build import build_decoder
 from ..heads.mask_head import DynamicMaskHead
@@ -166,6 +167,8 @@ class SOC(nn.Module):
                 f"MODEL.SOC.TEST.PRECISION = 'fp16' needs CUDA (the model is on {self.device}); "
                 "use 'bf16' or 'fp32' on the CPU"
             )
+        if dtype == torch.bfloat16:
+            warn_if_bf16_is_emulated(self.device.type, "MODEL.SOC.TEST.PRECISION")
         return torch.autocast(self.device.type, dtype=dtype)
 
     # ------------------------------------------------------------------ batching
