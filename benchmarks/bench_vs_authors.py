@@ -185,66 +185,21 @@ def authors_module(src: str, relpath: str, name: str) -> types.ModuleType:
 
 
 # ---------------------------------------------------------------------------------------------- ours
-def our_cfg(args: Dict[str, Any], text_encoder: str):
-    """``soc_swin_t_joint.yaml`` with every hyper-parameter that must match the authors' ``args``."""
+def our_cfg(args: Dict[str, Any]):
+    """``soc_swin_t_joint.yaml`` with every hyper-parameter of the authors' ``args``
+    (:func:`soc.checkpoint.apply_official_config`), on the CPU in float32, no weight files, their eval size.
+    """
+    from soc.checkpoint import apply_official_config
     from soc.config import check_soc_config, setup_cfg
 
-    dt, voc = args["DeformTransformer"], args["VOC"]
-    opts = {
-        "MODEL.WEIGHTS": "",
-        "MODEL.VIDEO_SWIN.PRETRAINED": "",
-        "MODEL.DEVICE": "cpu",
-        "MODEL.SOC.HIDDEN_DIM": dt["d_model"],
-        "MODEL.SOC.NUM_FEATURE_LEVELS": dt["num_feature_levels"],
-        "MODEL.SOC.NUM_CLASSES": args["num_classes"],
-        "MODEL.SOC.TEXT_ENCODER.NAME": text_encoder,
-        "MODEL.SOC.TEXT_ENCODER.FREEZE": args["freeze_text_encoder"],
-        "MODEL.SOC.TEXT_ENCODER.SENTENCE_FEATURE": "pooler",
-        "MODEL.SOC.TEXT_ENCODER.RESIZER_DROPOUT": 0.1,  # hard-coded upstream
-        "MODEL.SOC.DECODER.NHEADS": dt["nheads"],
-        "MODEL.SOC.DECODER.ENC_LAYERS": dt["enc_layers"],
-        "MODEL.SOC.DECODER.DEC_LAYERS": dt["dec_layers"],
-        "MODEL.SOC.DECODER.DIM_FEEDFORWARD": dt["dim_feedforward"],
-        "MODEL.SOC.DECODER.DROPOUT": dt["dropout"],
-        "MODEL.SOC.DECODER.ENC_N_POINTS": dt["enc_n_points"],
-        "MODEL.SOC.DECODER.DEC_N_POINTS": dt["dec_n_points"],
-        "MODEL.SOC.DECODER.NUM_QUERIES": dt["num_queries"],
-        "MODEL.SOC.DECODER.WITH_BOX_REFINE": args["with_box_refine"],
-        "MODEL.SOC.VOC.NUM_QUERIES": voc["num_queries"],
-        "MODEL.SOC.VOC.NHEADS": voc["nheads"],
-        "MODEL.SOC.VOC.ENC_LAYERS": voc["enc_layers"],
-        "MODEL.SOC.VOC.DEC_LAYERS": voc["dec_layers"],
-        "MODEL.SOC.VOC.DIM_FEEDFORWARD": voc["dim_feedforward"],
-        "MODEL.SOC.VOC.DROPOUT": 0.1,  # hard-coded upstream
-        "MODEL.SOC.MASK_HEAD.MASK_DIM": args["mask_kernels_dim"],
-        "MODEL.SOC.MASK_HEAD.CONTROLLER_LAYERS": args["controller_layers"],
-        "MODEL.SOC.MASK_HEAD.DYNAMIC_MASK_CHANNELS": args["dynamic_mask_channels"],
-        "MODEL.SOC.MASK_HEAD.REL_COORD": args["rel_coord"],
-        "MODEL.SOC.MATCHER.COST_CLASS": args["set_cost_cls"],
-        "MODEL.SOC.MATCHER.COST_DICE": args["set_cost_dice"],
-        "MODEL.SOC.MATCHER.COST_BBOX": args["set_costs_box"],
-        "MODEL.SOC.MATCHER.COST_GIOU": args["set_costs_giou"],
-        "MODEL.SOC.LOSS.CLASS_WEIGHT": args["class_loss_coef"],
-        "MODEL.SOC.LOSS.BBOX_WEIGHT": args["box_loss_coef"],
-        "MODEL.SOC.LOSS.GIOU_WEIGHT": args["giou_coef"],
-        "MODEL.SOC.LOSS.DICE_WEIGHT": args["dice_loss_coef"],
-        "MODEL.SOC.LOSS.MASK_FOCAL_WEIGHT": args["sigmoid_focal_loss_coef"],
-        "MODEL.SOC.LOSS.CONTRASTIVE_WEIGHT": args["con_loss_coef"] if args["vl_loss"] else 0.0,
-        "MODEL.SOC.LOSS.DEEP_SUPERVISION": args["aux_loss"],
-        "MODEL.SOC.TEST.HEAD_LAYER": 0,  # the authors' eval heads (decoder layer 0)
-        "MODEL.SOC.TEST.PRECISION": "fp32",
-        "INPUT.MIN_SIZE_TEST": args["eval_short_size"],
-        "INPUT.MAX_SIZE_TEST": args["eval_max_size"],
-    }
     cfg = setup_cfg(CONFIG)
     cfg.defrost()
-    for key, value in opts.items():
-        *path, leaf = key.split(".")
-        node = cfg
-        for part in path:
-            node = node[part]
-        old = node[leaf]
-        node[leaf] = type(old)(value) if isinstance(old, (bool, int, float)) else value
+    apply_official_config(cfg, args)
+    cfg.merge_from_list(
+        ["MODEL.WEIGHTS", "", "MODEL.VIDEO_SWIN.PRETRAINED", "", "MODEL.DEVICE", "cpu"]
+        + ["MODEL.SOC.TEST.PRECISION", "fp32"]
+        + ["INPUT.MIN_SIZE_TEST", args["eval_short_size"], "INPUT.MAX_SIZE_TEST", args["eval_max_size"]]
+    )
     check_soc_config(cfg)
     cfg.freeze()
     return cfg
@@ -307,7 +262,7 @@ class Bench:
         torch.manual_seed(a.seed)
         make_text_encoder(text_encoder, a.tokenizer)
         self.args = authors_args(src, text_encoder, (a.height, a.width))
-        self.cfg = our_cfg(self.args, text_encoder)
+        self.cfg = our_cfg(self.args)
         t0 = time.perf_counter()
         self.theirs, self.criterion, self.post = build_authors(src, self.args, swin_t_args(self.cfg), a.seed)
         self.misc = sys.modules["misc"]

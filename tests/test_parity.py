@@ -30,7 +30,7 @@ from detectron2.config import get_cfg  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 
 import soc.modeling  # noqa: E402,F401
-from soc.checkpoint import convert_official_state_dict  # noqa: E402
+from soc.checkpoint import apply_official_config, convert_official_state_dict  # noqa: E402
 from soc.config import add_soc_config  # noqa: E402
 from soc.modeling.postprocessing import select_query  # noqa: E402
 
@@ -74,7 +74,7 @@ def assert_close(ours: torch.Tensor, ref: torch.Tensor, name: str, group: str, r
 def parity_cfg(official_config: Dict[str, Any], norm_mean: torch.Tensor, norm_std: torch.Tensor):
     """Our config for the bundle's model (``official_tiny.pt['config']``)."""
     c = official_config
-    vs, dt, voc = c["video_swin"], c["DeformTransformer"], c["VOC"]
+    vs = c["video_swin"]
     cfg = get_cfg()
     add_soc_config(cfg)
     cfg.MODEL.META_ARCHITECTURE = "SOC"
@@ -89,45 +89,11 @@ def parity_cfg(official_config: Dict[str, Any], norm_mean: torch.Tensor, norm_st
     cfg.MODEL.VIDEO_SWIN.WINDOW_SIZE = list(vs["window_size"])
     cfg.MODEL.VIDEO_SWIN.MLP_RATIO = vs["mlp_ratio"]
     cfg.MODEL.VIDEO_SWIN.DROP_PATH_RATE = vs["drop_path_rate"]
+    apply_official_config(cfg, c)
     s = cfg.MODEL.SOC
-    s.HIDDEN_DIM = dt["d_model"]
-    s.NUM_FEATURE_LEVELS = dt["num_feature_levels"]
-    s.NUM_CLASSES = c["num_classes"]
     s.TEXT_ENCODER.NAME = str(PARITY_DIR / c["text_encoder_type"])
-    s.TEXT_ENCODER.FREEZE = c["freeze_text_encoder"]
     s.TEXT_ENCODER.RESIZER_DROPOUT = 0.0  # hard-coded 0.1 upstream, zeroed by the bundle
-    s.TEXT_ENCODER.SENTENCE_FEATURE = "pooler"
-    s.DECODER.NHEADS = dt["nheads"]
-    s.DECODER.ENC_LAYERS = dt["enc_layers"]
-    s.DECODER.DEC_LAYERS = dt["dec_layers"]
-    s.DECODER.DIM_FEEDFORWARD = dt["dim_feedforward"]
-    s.DECODER.DROPOUT = dt["dropout"]
-    s.DECODER.ENC_N_POINTS = dt["enc_n_points"]
-    s.DECODER.DEC_N_POINTS = dt["dec_n_points"]
-    s.DECODER.NUM_QUERIES = dt["num_queries"]
-    s.DECODER.WITH_BOX_REFINE = c["with_box_refine"]
-    s.VOC.NUM_QUERIES = voc["num_queries"]
-    s.VOC.NHEADS = voc["nheads"]
-    s.VOC.ENC_LAYERS = voc["enc_layers"]
-    s.VOC.DEC_LAYERS = voc["dec_layers"]
-    s.VOC.DIM_FEEDFORWARD = voc["dim_feedforward"]
     s.VOC.DROPOUT = 0.0  # hard-coded 0.1 upstream, zeroed by the bundle
-    s.MASK_HEAD.MASK_DIM = c["mask_kernels_dim"]
-    s.MASK_HEAD.CONTROLLER_LAYERS = c["controller_layers"]
-    s.MASK_HEAD.DYNAMIC_MASK_CHANNELS = c["dynamic_mask_channels"]
-    s.MASK_HEAD.REL_COORD = c["rel_coord"]
-    s.MATCHER.COST_CLASS = c["set_cost_cls"]
-    s.MATCHER.COST_DICE = c["set_cost_dice"]
-    s.MATCHER.COST_BBOX = c["set_costs_box"]
-    s.MATCHER.COST_GIOU = c["set_costs_giou"]
-    s.LOSS.CLASS_WEIGHT = c["class_loss_coef"]
-    s.LOSS.BBOX_WEIGHT = c["box_loss_coef"]
-    s.LOSS.GIOU_WEIGHT = c["giou_coef"]
-    s.LOSS.DICE_WEIGHT = c["dice_loss_coef"]
-    s.LOSS.MASK_FOCAL_WEIGHT = c["sigmoid_focal_loss_coef"]
-    s.LOSS.CONTRASTIVE_WEIGHT = c["con_loss_coef"]
-    s.LOSS.DEEP_SUPERVISION = c["aux_loss"]
-    s.TEST.HEAD_LAYER = 0
     return cfg
 
 

@@ -4,6 +4,7 @@ named by URI (``hf://`` on the Hugging Face Hub, ``torchvision://`` Swin3D weigh
 
 from .checkpointer import SOCCheckpointer, load_pretrained_weights, load_text_encoder_weights
 from .convert import (
+    apply_official_config,
     convert_checkpoint_file,
     convert_official_state_dict,
     convert_to_official_state_dict,

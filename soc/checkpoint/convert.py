@@ -35,6 +35,7 @@ from torch import Tensor
 from .weights_io import atomic_write, load_weights_file
 
 __all__ = [
+    "apply_official_config",
     "convert_official_state_dict",
     "convert_to_official_state_dict",
     "convert_checkpoint_file",
@@ -286,6 +287,64 @@ def infer_variant(state_dict: Mapping[str, Tensor]) -> Dict[str, Any]:
         "num_classes": int(sd["decoder.class_embed.0.weight"].shape[0]),
         "text_hidden_size": int(sd["text_encoder.txt_proj.fc.weight"].shape[1]),
     }
+
+
+def apply_official_config(cfg, args: Mapping[str, Any]) -> None:
+    """
+    Set in ``cfg`` (unfrozen) every model hyper-parameter of the authors' run arguments ``args`` (their
+    ``configs/*.yaml`` values, e.g. ``official_tiny.pt['config']``): width, levels, classes, text encoder,
+    deformable transformer, VOC, mask head, matcher costs, loss weights, and the authors' eval heads (decoder
+    layer 0). The dropouts of the text resizer and VOC, hard-coded to 0.1 upstream, are set to 0.1; values
+    take the type of the key's default (an int cost becomes a float).
+    """
+    dt, voc = args["DeformTransformer"], args["VOC"]
+    values = {
+        "MODEL.SOC.HIDDEN_DIM": dt["d_model"],
+        "MODEL.SOC.NUM_FEATURE_LEVELS": dt["num_feature_levels"],
+        "MODEL.SOC.NUM_CLASSES": args["num_classes"],
+        "MODEL.SOC.TEXT_ENCODER.NAME": args["text_encoder_type"],
+        "MODEL.SOC.TEXT_ENCODER.FREEZE": args["freeze_text_encoder"],
+        "MODEL.SOC.TEXT_ENCODER.SENTENCE_FEATURE": "pooler",
+        "MODEL.SOC.TEXT_ENCODER.RESIZER_DROPOUT": 0.1,
+        "MODEL.SOC.DECODER.NHEADS": dt["nheads"],
+        "MODEL.SOC.DECODER.ENC_LAYERS": dt["enc_layers"],
+        "MODEL.SOC.DECODER.DEC_LAYERS": dt["dec_layers"],
+        "MODEL.SOC.DECODER.DIM_FEEDFORWARD": dt["dim_feedforward"],
+        "MODEL.SOC.DECODER.DROPOUT": dt["dropout"],
+        "MODEL.SOC.DECODER.ENC_N_POINTS": dt["enc_n_points"],
+        "MODEL.SOC.DECODER.DEC_N_POINTS": dt["dec_n_points"],
+        "MODEL.SOC.DECODER.NUM_QUERIES": dt["num_queries"],
+        "MODEL.SOC.DECODER.WITH_BOX_REFINE": args["with_box_refine"],
+        "MODEL.SOC.VOC.NUM_QUERIES": voc["num_queries"],
+        "MODEL.SOC.VOC.NHEADS": voc["nheads"],
+        "MODEL.SOC.VOC.ENC_LAYERS": voc["enc_layers"],
+        "MODEL.SOC.VOC.DEC_LAYERS": voc["dec_layers"],
+        "MODEL.SOC.VOC.DIM_FEEDFORWARD": voc["dim_feedforward"],
+        "MODEL.SOC.VOC.DROPOUT": 0.1,
+        "MODEL.SOC.MASK_HEAD.MASK_DIM": args["mask_kernels_dim"],
+        "MODEL.SOC.MASK_HEAD.CONTROLLER_LAYERS": args["controller_layers"],
+        "MODEL.SOC.MASK_HEAD.DYNAMIC_MASK_CHANNELS": args["dynamic_mask_channels"],
+        "MODEL.SOC.MASK_HEAD.REL_COORD": args["rel_coord"],
+        "MODEL.SOC.MATCHER.COST_CLASS": args["set_cost_cls"],
+        "MODEL.SOC.MATCHER.COST_DICE": args["set_cost_dice"],
+        "MODEL.SOC.MATCHER.COST_BBOX": args["set_costs_box"],
+        "MODEL.SOC.MATCHER.COST_GIOU": args["set_costs_giou"],
+        "MODEL.SOC.LOSS.CLASS_WEIGHT": args["class_loss_coef"],
+        "MODEL.SOC.LOSS.BBOX_WEIGHT": args["box_loss_coef"],
+        "MODEL.SOC.LOSS.GIOU_WEIGHT": args["giou_coef"],
+        "MODEL.SOC.LOSS.DICE_WEIGHT": args["dice_loss_coef"],
+        "MODEL.SOC.LOSS.MASK_FOCAL_WEIGHT": args["sigmoid_focal_loss_coef"],
+        "MODEL.SOC.LOSS.CONTRASTIVE_WEIGHT": args["con_loss_coef"] if args["vl_loss"] else 0.0,
+        "MODEL.SOC.LOSS.DEEP_SUPERVISION": args["aux_loss"],
+        "MODEL.SOC.TEST.HEAD_LAYER": 0,
+    }
+    for key, value in values.items():
+        *path, leaf = key.split(".")
+        node = cfg
+        for part in path:
+            node = node[part]
+        default = node[leaf]
+        node[leaf] = type(default)(value) if isinstance(default, (bool, int, float)) else value
 
 
 def convert_checkpoint_file(src: str, dst: str, allow_partial: bool = False) -> Dict[str, Any]:
