@@ -11,6 +11,8 @@ from typing import Callable, List, Sequence, Tuple
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
+from .utils.precision import PRECISIONS
+
 
 def add_soc_config(cfg: CN) -> None:
     """Add every SOC key, with its default, to a detectron2 config."""
@@ -133,9 +135,7 @@ def add_soc_config(cfg: CN) -> None:
     cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1  # lr of the backbone (Video Swin, timm, ResNet) = BASE_LR * this
     cfg.SOLVER.TEXT_ENCODER_MULTIPLIER = 0.5  # lr of the text encoder (when trained) = BASE_LR * this
     cfg.SOLVER.LINEAR_PROJ_MULTIPLIER = 1.0  # lr of sampling_offsets / reference_points (SOC: no own group)
-    cfg.SOLVER.AMP.DTYPE = (
-        "fp16"  # with SOLVER.AMP.ENABLED: "fp16" (CUDA, loss scaling) | "bf16" (CPU or CUDA)
-    )
+    cfg.SOLVER.AMP.DTYPE = "fp16"  # with SOLVER.AMP.ENABLED: "fp16" (CUDA, loss scaling) | "bf16"
     cfg.SOLVER.WEIGHT_DECAY_EMBED = 0.0  # weight decay of embeddings (queries, level/position embeddings)
 
     # ---------------------------------------------------------------- datasets
@@ -171,8 +171,8 @@ _RULES: List[Tuple[str, Callable[[object], bool], str]] = [
     ("MODEL.SOC.TEST.NO_TARGET_THRESHOLD", lambda v: 0 <= v <= 1, "a score in [0, 1] (0 = off)"),
     ("TEST.MAX_EXPRESSIONS_PER_SAMPLE", lambda v: v >= 0, ">= 0 (0 = all of a video's expressions)"),
     ("MODEL.SOC.TEST.WINDOW_OVERLAP", lambda v: v >= 0, ">= 0 frames (and < the window length)"),
-    ("MODEL.SOC.TEST.PRECISION", lambda v: v in ("fp32", "bf16", "fp16"), "fp32 | bf16 | fp16"),
-    ("SOLVER.AMP.DTYPE", lambda v: v in ("fp16", "bf16"), "fp16 | bf16"),
+    ("MODEL.SOC.TEST.PRECISION", lambda v: v in PRECISIONS, "fp32 | bf16 | fp16"),
+    ("SOLVER.AMP.DTYPE", lambda v: v in PRECISIONS and v != "fp32", "fp16 | bf16"),
     (
         "MODEL.SOC.TEST.ASSOCIATION",
         lambda v: v in ("independent", "iou_embedding"),

@@ -42,13 +42,12 @@ from soc.evaluation.a2d_evaluator import encode_mask
 from soc.layers import ms_deform_attn_backend
 from soc.utils.paths import safe_join, unsafe_name_reason
 from soc.utils.video_io import Mp4Writer, frame_files, iter_video, video_rate, write_gif, write_masks
+from soc.utils.precision import PRECISIONS
 from soc.utils.visualization import draw_legend, overlay
 
 __all__ = ["get_parser", "main", "run"]
 
 logger = logging.getLogger("soc.demo")
-# MODEL.SOC.TEST.PRECISION → the name in the startup log line
-PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16 autocast", "fp16": "float16 autocast"}
 FOLDER_FPS = 6  # overlay rate for a folder of frames, which carries no rate of its own
 
 
@@ -259,6 +258,12 @@ def segment_video(
     return record
 
 
+def _precision_name(precision: str) -> str:
+    """``MODEL.SOC.TEST.PRECISION`` as the startup log line says it: "float32", "bfloat16 autocast", ..."""
+    dtype = PRECISIONS[precision]
+    return "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
+
+
 def run(args: argparse.Namespace) -> Dict[str, Dict[str, dict]]:
     """Build the model once, segment every video, write ``predictions.json``; returns its content."""
     setup_logger(name="fvcore")
@@ -276,7 +281,7 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, dict]]:
         "weights %s; text encoder %s; %s on %s; deformable attention: %s; windows of %d, overlap %d",
         cfg.MODEL.WEIGHTS or "(random: --random-weights)",
         cfg.MODEL.SOC.TEXT_ENCODER.NAME,
-        PRECISION_NAMES[predictor.model.precision],
+        _precision_name(predictor.model.precision),
         cfg.MODEL.DEVICE,
         ms_deform_attn_backend(predictor.model.device),
         predictor.window,

@@ -22,15 +22,12 @@ from soc.checkpoint import SOCCheckpointer, load_pretrained_weights
 from soc.data import build_soc_mapper
 from soc.data.build import group_expressions
 from soc.evaluation import build_evaluator
-from soc.utils.precision import warn_if_bf16_is_emulated
+from soc.utils.precision import PRECISIONS, warn_if_bf16_is_emulated
 
 from .optimizer import build_soc_optimizer
 from .train_loader import build_clip_train_loader, step_seed
 
-__all__ = ["AMP_DTYPES", "AutocastForward", "Trainer"]
-
-# SOLVER.AMP.DTYPE → the autocast dtype of the training forward
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+__all__ = ["AutocastForward", "Trainer"]
 
 
 class AutocastForward(nn.Module):
@@ -93,7 +90,7 @@ class Trainer(DefaultTrainer):
         if not cfg.SOLVER.AMP.ENABLED:
             return SimpleTrainer(model, data_loader, optimizer)
         device_type = next(model.parameters()).device.type
-        dtype = AMP_DTYPES[cfg.SOLVER.AMP.DTYPE]
+        dtype = PRECISIONS[cfg.SOLVER.AMP.DTYPE]
         if dtype == torch.float16:
             if device_type != "cuda":
                 raise ValueError(

@@ -1,11 +1,15 @@
-"""Whether reduced precision is native on a device, to warn when ``bf16`` would be slower than ``fp32``."""
+"""The precisions of ``MODEL.SOC.TEST.PRECISION`` / ``SOLVER.AMP.DTYPE``, and whether reduced precision is
+native on a device, to warn when ``bf16`` would be slower than ``fp32``."""
 
 import logging
 
 import torch
 from detectron2.utils.logger import log_first_n
 
-__all__ = ["has_native_bf16", "warn_if_bf16_is_emulated"]
+__all__ = ["PRECISIONS", "has_native_bf16", "warn_if_bf16_is_emulated"]
+
+# precision name → the autocast dtype (None: float32, no autocast)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def has_native_bf16(device_type: str) -> bool:

@@ -26,7 +26,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from torch import Tensor, nn
 
-from ...utils.precision import warn_if_bf16_is_emulated
+from ...utils.precision import PRECISIONS, warn_if_bf16_is_emulated
 from ..criterion import SOCCriterion
 from ..decoder.build import build_decoder
 from ..heads.mask_head import DynamicMaskHead
@@ -37,10 +37,7 @@ from ..targets import pad_masks
 from ..text_encoder import TextEncoder
 from ..windows import ASSOCIATIONS, Track, associate, check_window, window_bounds
 
-__all__ = ["PRECISIONS", "SOC"]
-
-# MODEL.SOC.TEST.PRECISION → the autocast dtype of the network at inference (None: float32, no autocast)
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+__all__ = ["SOC"]
 
 
 @META_ARCH_REGISTRY.register()
@@ -85,10 +82,10 @@ class SOC(nn.Module):
                 :mod:`soc.modeling.windows`).
             mask_threshold: probability threshold of the binary masks.
             all_query_masks: also return every query's masks (``query_masks``).
-            precision: inference precision of the network, a key of ``PRECISIONS``: ``"fp32"``, or
-                ``"bf16"``/``"fp16"`` (CUDA only) under ``torch.autocast``; the deformable-attention sampling,
-                the normalisation of the frames and the post-processing (mask resizing, sigmoid, thresholds)
-                stay float32.
+            precision: inference precision of the network, a key of :data:`soc.utils.precision.PRECISIONS`:
+                ``"fp32"``, or ``"bf16"``/``"fp16"`` (CUDA only) under ``torch.autocast``; the
+                deformable-attention sampling, the normalisation of the frames and the post-processing (mask
+                resizing, sigmoid, thresholds) stay float32.
             no_target_threshold: an expression whose clip ``score`` is below it gets empty masks in every
                 frame (the referred object is judged absent, MeViS v2); 0 = off.
         """
