@@ -58,10 +58,21 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _register_deform_attn_flops() -> None:
-    """FLOP formula of ``soc::ms_deform_attn_forward`` (FlopCounterMode knows only aten ops)."""
+def _register_flop_formulas() -> None:
+    """FLOP formulas of ``soc::ms_deform_attn_forward`` and of oneDNN's fused linear
+    (``mkldnn::_linear_pointwise``, :func:`soc.layers.linear_activation.linear_activation`): FlopCounterMode
+    knows only aten ops."""
     import torch
     from torch.utils.flop_counter import register_flop_formula
+
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+
+        @register_flop_formula(torch.ops.mkldnn._linear_pointwise)
+        def _linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs):
+            rows = 1
+            for v in x_shape[:-1]:
+                rows *= v
+            return 2 * rows * x_shape[-1] * w_shape[0]
 
     @register_flop_formula(torch.ops.soc.ms_deform_attn_forward)
     def _flops(value_shape, shapes_shape, start_shape, loc_shape, weight_shape, out_shape=None, **kwargs):
@@ -208,7 +219,7 @@ def worker(args) -> dict:
         best_stage = {k: min(v, clock.seconds[k]) for k, v in best_stage.items()}
     clock.remove()
 
-    _register_deform_attn_flops()
+    _register_flop_formulas()
     counter = FlopCounterMode(display=False)
     clock = StageClock(model, counter)
     with counter:

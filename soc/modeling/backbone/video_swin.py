@@ -2,7 +2,8 @@
 
 Differences from the authors' wrapper (``models/video_swin_transformer.py``): none in the function computed.
 The window attention is :class:`~.window_attention.ShiftedWindowAttention3d`, torchvision's module (same
-parameters) computed through fused attention.
+parameters) computed through fused attention, and the MLP a :class:`~soc.layers.linear_activation.FusedMLP`
+(same modules).
 torchvision's Swin3D with patch 1×4×4, the stage outputs taken after ``features[0, 2, 4, 6]`` (before patch
 merging) and no final norm reproduces the authors' four stage outputs exactly; their keys map onto ours by
 :mod:`soc.checkpoint.convert`. The backbone reads no file: the Kinetics weights
@@ -19,6 +20,7 @@ from torch import Tensor, nn
 from torchvision.models.swin_transformer import SwinTransformerBlock
 from torchvision.models.video.swin_transformer import SwinTransformer3d
 
+from ...layers.linear_activation import FusedMLP
 from .frozen_stages import FrozenStagesBackbone
 from .window_attention import ShiftedWindowAttention3d
 
@@ -27,8 +29,10 @@ __all__ = ["VideoSwinTransformer", "build_video_swin_backbone"]
 
 def _swin_block(*args, attn_layer=None, **kwargs) -> SwinTransformerBlock:
     """torchvision's Swin block with our fused window attention (``SwinTransformer3d`` passes its own
-    ``attn_layer``, which is replaced)."""
-    return SwinTransformerBlock(*args, attn_layer=ShiftedWindowAttention3d, **kwargs)
+    ``attn_layer``, which is replaced) and its MLP's GELU fused into the first linear at inference."""
+    block = SwinTransformerBlock(*args, attn_layer=ShiftedWindowAttention3d, **kwargs)
+    block.mlp = FusedMLP(block.mlp)
+    return block
 
 
 class VideoSwinTransformer(FrozenStagesBackbone):

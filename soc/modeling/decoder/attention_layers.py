@@ -10,6 +10,8 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from soc.layers.linear_activation import linear_activation
+
 __all__ = ["CrossAttentionLayer", "FFNLayer", "SelfAttentionLayer", "with_pos_embed"]
 
 
@@ -74,5 +76,5 @@ class FFNLayer(nn.Module):
 
     def forward(self, tgt: Tensor) -> Tensor:
         """(..., C) → (..., C)."""
-        tgt2 = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
+        tgt2 = self.linear2(self.dropout(linear_activation(tgt, self.linear1, "relu")))
         return self.norm(tgt + self.dropout(tgt2))

@@ -10,11 +10,11 @@ import copy
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from detectron2.config import configurable
 from torch import Tensor, nn
 
 from soc.layers import MSDeformAttn
+from soc.layers.linear_activation import linear_activation
 
 from .attention_layers import with_pos_embed
 
@@ -79,7 +79,7 @@ class DeformableTransformerEncoderLayer(nn.Module):
             with_pos_embed(src, pos), reference_points, src, spatial_shapes, level_start_index, padding_mask
         )[0]
         src = self.norm1(src + self.dropout1(src2))
-        src2 = self.linear2(self.dropout2(F.relu(self.linear1(src))))
+        src2 = self.linear2(self.dropout2(linear_activation(src, self.linear1, "relu")))
         return self.norm2(src + self.dropout3(src2))
 
 
@@ -167,7 +167,7 @@ class DeformableTransformerDecoderLayer(nn.Module):
             src_padding_mask,
         )
         tgt = self.norm1(tgt + self.dropout1(tgt2))
-        tgt2 = self.linear2(self.dropout3(F.relu(self.linear1(tgt))))
+        tgt2 = self.linear2(self.dropout3(linear_activation(tgt, self.linear1, "relu")))
         tgt = self.norm3(tgt + self.dropout4(tgt2))
         return tgt, locations, weights
 
