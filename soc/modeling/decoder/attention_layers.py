@@ -7,7 +7,6 @@ initialisation of every matrix.
 
 from typing import Optional
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soc.layers.linear_activation import linear_activation
