@@ -46,6 +46,9 @@ def main(args):
 
 
 if __name__ == "__main__":
+    from soc.utils.allocator import reexec_with_tcmalloc  # first: re-executes with tcmalloc (see there)
+
+    reexec_with_tcmalloc()
     args = default_argument_parser().parse_args()
     print("Command Line Args:", args)
     launch(

@@ -325,4 +325,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from soc.utils.allocator import reexec_with_tcmalloc  # first: re-executes with tcmalloc (see there)
+
+    reexec_with_tcmalloc()
     main()

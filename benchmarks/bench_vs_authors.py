@@ -44,9 +44,10 @@ the ratio of the bests, and per round, whose spread shows the noise of a loaded 
 * ours with ``MODEL.SOC.TEST.PRECISION bf16`` (autocast) end to end, as a ratio to the authors' fp32.
 
 Peak memory above the model: in the first (warm-up) end-to-end and training calls; before each, the garbage
-is collected, ``malloc_trim(0)`` hands freed heap back to the system and the RSS high-water mark is reset
-(``/proc/self/clear_refs`` ← 5); the peak is ``VmHWM`` after the call minus ``VmRSS`` before it (Linux), the
-same method for both implementations.
+is collected, ``malloc_trim(0)`` (glibc) or ``MallocExtension_ReleaseFreeMemory`` (tcmalloc, which the
+benchmark runs under, see :mod:`soc.utils.allocator`) hands freed heap back to the system and the RSS
+high-water mark is reset (``/proc/self/clear_refs`` ← 5); the peak is ``VmHWM`` after the call minus
+``VmRSS`` before it (Linux), the same method for both implementations.
 """
 
 import argparse
@@ -233,6 +234,8 @@ def peak_above(fn: Callable[[], Any]) -> Tuple[Any, Optional[float]]:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with contextlib.suppress(OSError, AttributeError):  # the same under tcmalloc (soc.utils.allocator)
+        ctypes.CDLL(None).MallocExtension_ReleaseFreeMemory()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset VmHWM to the current RSS
@@ -609,8 +612,8 @@ def report(a, b: Bench, times, memory, agreement, stages, loads) -> Dict[str, An
         "authors_ms_deform_attn": "ms_deform_attn_core_pytorch (their pure-PyTorch reference) via a stand-in",
         "parameters": b.params,
         "seconds_and_ratios": table,
-        "memory_method": "VmHWM after the warm-up call minus VmRSS before it; gc + malloc_trim + "
-        "clear_refs=5 before each",
+        "memory_method": "VmHWM after the warm-up call minus VmRSS before it; gc + malloc_trim / tcmalloc "
+        "release + clear_refs=5 before each",
         "goals": goals,
         "agreement": agreement,
         "our_stages_seconds": stages,
@@ -655,4 +658,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from soc.utils.allocator import reexec_with_tcmalloc  # first: re-executes with tcmalloc (see there)
+
+    reexec_with_tcmalloc()
     main()

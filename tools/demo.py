@@ -13,4 +13,7 @@ import sys
 from soc.cli.demo import main
 
 if __name__ == "__main__":
+    from soc.utils.allocator import reexec_with_tcmalloc  # first: re-executes with tcmalloc (see there)
+
+    reexec_with_tcmalloc()
     sys.exit(main())

@@ -79,4 +79,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+    from soc.utils.allocator import reexec_with_tcmalloc  # first: re-executes with tcmalloc (see there)
+
+    reexec_with_tcmalloc()
     sys.exit(main())

@@ -94,4 +94,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    from soc.utils.allocator import reexec_with_tcmalloc  # first: re-executes with tcmalloc (see there)
+
+    reexec_with_tcmalloc()
     main()

@@ -13,4 +13,7 @@ import soc  # noqa: F401  (first: registers SOC; see soc/__init__.py)
 from soc.cli.select_no_target_threshold import main
 
 if __name__ == "__main__":
+    from soc.utils.allocator import reexec_with_tcmalloc  # first: re-executes with tcmalloc (see there)
+
+    reexec_with_tcmalloc()
     sys.exit(main())
