@@ -9,9 +9,8 @@ so :func:`reexec_with_tcmalloc` (called first by ``train_net.py``, the ``tools/`
 and the speed benchmarks) re-executes the same command line once with the library in ``LD_PRELOAD``.
 
 ``SOC_ALLOCATOR=system`` keeps the system allocator; without ``libtcmalloc`` (Debian/Ubuntu:
-``libtcmalloc-minimal4``, installed by ``scripts/setup.sh`` when it runs as root) nothing
-changes. For your own
-Python process: ``LD_PRELOAD=$(python -m soc.utils.allocator) python my_script.py``.
+``libtcmalloc-minimal4``, installed by ``scripts/setup.sh`` when it runs as root) nothing changes. For your
+own Python process: ``LD_PRELOAD=$(python -m soc.utils.allocator) python my_script.py``.
 """
 
 import ctypes.util
