@@ -6,12 +6,17 @@ activation); oneDNN's linear with a post-op writes it once. On the encoder's FFN
 the layer's time in bf16 and takes a third off in fp32 (``benchmarks/bench_inference.py``). The fused call
 (``torch.ops.mkldnn._linear_pointwise``, the op that ``torch.compile`` emits for the same pattern) has no
 autograd formula, so it is used only when no gradient is needed; otherwise the activation runs in place on
-the linear's output (which autograd does not keep), saving one hidden tensor per layer in training.
+the linear's output (which autograd does not keep), saving one hidden tensor per layer in training. A dropout
+that follows a ReLU is folded in during training (:func:`~soc.layers.dropout.relu_dropout`).
 """
+
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .dropout import relu_dropout
 
 __all__ = ["FusedMLP", "linear_activation"]
 
@@ -36,12 +41,16 @@ def _fused_dtype(x: Tensor, weight: Tensor):
     return None
 
 
-def linear_activation(x: Tensor, linear: nn.Linear, activation: str) -> Tensor:
+def linear_activation(
+    x: Tensor, linear: nn.Linear, activation: str, dropout: Optional[nn.Dropout] = None
+) -> Tensor:
     """
-    ``activation(linear(x))``, fused on the CPU when no gradient is needed.
+    ``dropout(activation(linear(x)))``, fused on the CPU when no gradient is needed.
 
     Args:
         x: (..., in_features). linear: the layer. activation: "relu" or "gelu" (exact).
+        dropout: applied to the activation in training (ReLU and dropout then run as one
+            :func:`~soc.layers.dropout.relu_dropout`); None for no dropout.
 
     Returns:
         (..., out_features), in the dtype ``linear(x)`` would have (autocast's, under CPU autocast).
@@ -51,6 +60,10 @@ def linear_activation(x: Tensor, linear: nn.Linear, activation: str) -> Tensor:
             f"linear_activation: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
         )
     plain, post_op, algorithm = _ACTIVATIONS[activation]
+    if dropout is not None and dropout.training and dropout.p > 0:
+        if activation == "relu":
+            return relu_dropout(linear(x), dropout.p)
+        return dropout(plain(linear(x)))
     dtype = _fused_dtype(x, linear.weight)
     if dtype is None:
         return plain(linear(x))
@@ -64,7 +77,7 @@ def linear_activation(x: Tensor, linear: nn.Linear, activation: str) -> Tensor:
 class FusedMLP(nn.Sequential):
     """
     torchvision's ``MLP`` (``Linear, GELU|ReLU, Dropout, Linear, Dropout``; same children, so the same
-    state-dict keys) whose first linear and activation go through :func:`linear_activation`.
+    state-dict keys) whose first linear, activation and dropout go through :func:`linear_activation`.
     """
 
     def __init__(self, mlp: nn.Sequential):
@@ -75,14 +88,15 @@ class FusedMLP(nn.Sequential):
             len(modules) >= 3
             and isinstance(modules[0], nn.Linear)
             and (isinstance(act, nn.ReLU) or (isinstance(act, nn.GELU) and act.approximate == "none"))
+            and isinstance(modules[2], nn.Dropout)
         ):
-            raise ValueError(f"FusedMLP: expected Linear, ReLU or exact GELU, ...; got {mlp}")
+            raise ValueError(f"FusedMLP: expected Linear, ReLU or exact GELU, Dropout, ...; got {mlp}")
         super().__init__(*modules)
         self.activation = "relu" if isinstance(act, nn.ReLU) else "gelu"
 
     def forward(self, x: Tensor) -> Tensor:
         """(..., C) → (..., C_out)."""
-        x = linear_activation(x, self[0], self.activation)
-        for module in list(self)[2:]:
+        x = linear_activation(x, self[0], self.activation, self[2])
+        for module in list(self)[3:]:
             x = module(x)
         return x

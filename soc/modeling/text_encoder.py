@@ -21,6 +21,8 @@ from detectron2.config import configurable
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from soc.layers.dropout import Dropout
+
 __all__ = ["FeatureResizer", "TextEncoder", "resolve_text_encoder_path"]
 
 logger = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class FeatureResizer(nn.Module):
         super().__init__()
         self.fc = nn.Linear(input_feat_size, output_feat_size, bias=True)
         self.layer_norm = nn.LayerNorm(output_feat_size, eps=1e-12)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """(..., input_feat_size) → (..., output_feat_size)."""

@@ -151,6 +151,25 @@ def _pieces(
         yield map_index, win_index, shape
 
 
+def _attention_with_trainable_mask(
+    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor, dropout_p: float
+) -> Tensor:
+    """
+    ``softmax(q kᵀ / √D + attn_mask) v`` as plain ops, for a mask that needs a gradient (the relative position
+    bias in training): the fused CPU kernels give no gradient for the mask, and SDPA's fallback for that case
+    scales q and k separately and checks for fully masked rows, passes over the scores that a finite mask does
+    not need. Autograd keeps only the softmax output of the (windows, heads, N, N) tensors.
+
+    Args:
+        q, k, v: (windows, heads, N, D). attn_mask: broadcastable to (windows, heads, N, N).
+
+    Returns:
+        (windows, heads, N, D).
+    """
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)).add_(attn_mask)
+    return torch.matmul(F.dropout(scores.softmax(-1), dropout_p), v)
+
+
 class ShiftedWindowAttention3d(tv_swin.ShiftedWindowAttention3d):
     """torchvision's ``ShiftedWindowAttention3d`` (same arguments and parameters) through fused attention."""
 
@@ -199,9 +218,11 @@ class ShiftedWindowAttention3d(tv_swin.ShiftedWindowAttention3d):
             if any(shift):
                 mask = bias + window_kind_mask(window, shift, [last for _, _, last in kind], x.device)
             rows = slice(first * b, (first + count) * b)
-            out = F.scaled_dot_product_attention(
-                q[rows], k[rows], v[rows], attn_mask=mask.to(q.dtype), dropout_p=dropout
-            )  # (count·B, heads, N, D)
+            attention = F.scaled_dot_product_attention
+            if torch.is_grad_enabled() and mask.requires_grad:
+                attention = _attention_with_trainable_mask
+            out = attention(q[rows], k[rows], v[rows], attn_mask=mask.to(q.dtype), dropout_p=dropout)
+            # out: (count·B, heads, N, D)
             attended[first : first + count].view(count * b, n, heads, head_dim).copy_(out.transpose(1, 2))
         y = F.linear(attended.view(-1, b, n, c), self.proj.weight, self.proj.bias)
         y = F.dropout(y, p=self.dropout, training=self.training)

@@ -9,6 +9,7 @@ from typing import Optional
 
 from torch import Tensor, nn
 
+from soc.layers.dropout import Dropout
 from soc.layers.linear_activation import linear_activation
 
 __all__ = ["CrossAttentionLayer", "FFNLayer", "SelfAttentionLayer", "with_pos_embed"]
@@ -32,7 +33,7 @@ class SelfAttentionLayer(nn.Module):
         super().__init__()
         self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         self.norm = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         _xavier_(self)
 
     def forward(self, tgt: Tensor, query_pos: Optional[Tensor] = None) -> Tensor:
@@ -49,7 +50,7 @@ class CrossAttentionLayer(nn.Module):
         super().__init__()
         self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
         self.norm = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         _xavier_(self)
 
     def forward(
@@ -68,12 +69,12 @@ class FFNLayer(nn.Module):
     def __init__(self, d_model: int, dim_feedforward: int, dropout: float = 0.0):
         super().__init__()
         self.linear1 = nn.Linear(d_model, dim_feedforward)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         self.norm = nn.LayerNorm(d_model)
         _xavier_(self)
 
     def forward(self, tgt: Tensor) -> Tensor:
         """(..., C) → (..., C)."""
-        tgt2 = self.linear2(self.dropout(linear_activation(tgt, self.linear1, "relu")))
+        tgt2 = self.linear2(linear_activation(tgt, self.linear1, "relu", self.dropout))
         return self.norm(tgt + self.dropout(tgt2))

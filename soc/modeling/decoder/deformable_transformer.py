@@ -14,6 +14,7 @@ from detectron2.config import configurable
 from torch import Tensor, nn
 
 from soc.layers import MSDeformAttn
+from soc.layers.dropout import Dropout
 from soc.layers.linear_activation import linear_activation
 
 from .attention_layers import with_pos_embed
@@ -57,12 +58,12 @@ class DeformableTransformerEncoderLayer(nn.Module):
     def __init__(self, d_model: int, d_ffn: int, dropout: float, n_levels: int, n_heads: int, n_points: int):
         super().__init__()
         self.self_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
-        self.dropout1 = nn.Dropout(dropout)
+        self.dropout1 = Dropout(dropout)
         self.norm1 = nn.LayerNorm(d_model)
         self.linear1 = nn.Linear(d_model, d_ffn)
-        self.dropout2 = nn.Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
         self.linear2 = nn.Linear(d_ffn, d_model)
-        self.dropout3 = nn.Dropout(dropout)
+        self.dropout3 = Dropout(dropout)
         self.norm2 = nn.LayerNorm(d_model)
 
     def forward(
@@ -79,7 +80,7 @@ class DeformableTransformerEncoderLayer(nn.Module):
             with_pos_embed(src, pos), reference_points, src, spatial_shapes, level_start_index, padding_mask
         )[0]
         src = self.norm1(src + self.dropout1(src2))
-        src2 = self.linear2(self.dropout2(linear_activation(src, self.linear1, "relu")))
+        src2 = self.linear2(linear_activation(src, self.linear1, "relu", self.dropout2))
         return self.norm2(src + self.dropout3(src2))
 
 
@@ -127,15 +128,15 @@ class DeformableTransformerDecoderLayer(nn.Module):
     def __init__(self, d_model: int, d_ffn: int, dropout: float, n_levels: int, n_heads: int, n_points: int):
         super().__init__()
         self.cross_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
-        self.dropout1 = nn.Dropout(dropout)
+        self.dropout1 = Dropout(dropout)
         self.norm1 = nn.LayerNorm(d_model)
         self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
         self.norm2 = nn.LayerNorm(d_model)
         self.linear1 = nn.Linear(d_model, d_ffn)
-        self.dropout3 = nn.Dropout(dropout)
+        self.dropout3 = Dropout(dropout)
         self.linear2 = nn.Linear(d_ffn, d_model)
-        self.dropout4 = nn.Dropout(dropout)
+        self.dropout4 = Dropout(dropout)
         self.norm3 = nn.LayerNorm(d_model)
 
     def forward(
@@ -167,7 +168,7 @@ class DeformableTransformerDecoderLayer(nn.Module):
             src_padding_mask,
         )
         tgt = self.norm1(tgt + self.dropout1(tgt2))
-        tgt2 = self.linear2(self.dropout3(linear_activation(tgt, self.linear1, "relu")))
+        tgt2 = self.linear2(linear_activation(tgt, self.linear1, "relu", self.dropout3))
         tgt = self.norm3(tgt + self.dropout4(tgt2))
         return tgt, locations, weights
 
