@@ -1,7 +1,7 @@
 """Dropout for CPU training: ReLU + dropout as one step that keeps one byte per element for backward.
 
-In the deformable encoder's FFN, ``dropout(relu(linear1(x)))`` on the (tokens, 2048) hidden makes autograd keep
-the ReLU's float output (for the ReLU's backward) besides dropout's mask and output: 9 bytes per element, about
+In the deformable encoder's FFN, ``dropout(relu(linear1(x)))`` on the (tokens, 2048) hidden makes autograd
+keep the ReLU's float output (for the ReLU's backward) besides dropout's mask and output: 9 bytes per element,
 0.3 GB per encoder layer of a Swin-T training clip. :func:`relu_dropout` is one function whose backward needs
 only a boolean mask (dropped, or not positive): 5 bytes per element with the output the next linear keeps.
 The keep decisions compare 16 random bits with ``p · 2¹⁶`` (four per 64-bit draw of torch's generator, so
@@ -46,7 +46,7 @@ def _check_p(p: float) -> None:
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
-    """``F.dropout(x, p, training)``, with the faster random draw on the CPU (same shape and dtype as ``x``)."""
+    """``F.dropout(x, p, training)``, with the 16-bit random draw on the CPU (same shape and dtype as ``x``)."""
     _check_p(p)
     if not training or p == 0 or p == 1 or x.device.type != "cpu":
         return F.dropout(x, p, training)
