@@ -46,7 +46,7 @@ def _check_p(p: float) -> None:
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
-    """``F.dropout(x, p, training)``, with the 16-bit random draw on the CPU (same shape and dtype as ``x``)."""
+    """``F.dropout(x, p, training)`` with the 16-bit random draw on the CPU (shape and dtype of ``x``)."""
     _check_p(p)
     if not training or p == 0 or p == 1 or x.device.type != "cpu":
         return F.dropout(x, p, training)
