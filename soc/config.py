@@ -124,6 +124,9 @@ def add_soc_config(cfg: CN) -> None:
     cfg.MODEL.SOC.TEST.NO_TARGET_THRESHOLD = 0.0  # empty masks when the clip score is below it; 0 = off
     cfg.MODEL.SOC.TEST.PRECISION = "fp32"  # inference autocast: "fp32" | "bf16" | "fp16" (CUDA only)
     cfg.TEST.MAX_EXPRESSIONS_PER_SAMPLE = 0  # expressions of a video decoded together; 0 = all, 1 = ungrouped
+    # training: expressions of one video per clip, drawn at random, sharing one backbone pass (0 = all of the
+    # video's; 1 = one record per sample, the authors' sampling)
+    cfg.DATALOADER.EXPRESSIONS_PER_CLIP = 1
 
     # ---------------------------------------------------------------- input (clips)
     cfg.INPUT.SAMPLING_FRAME_NUM = 8  # frames per training clip (window)
@@ -194,6 +197,7 @@ _RULES: List[Tuple[str, Callable[[object], bool], str]] = [
     ("SOLVER.MAX_ITER", lambda v: v >= 0, ">= 0"),
     ("SOLVER.CHECKPOINT_PERIOD", lambda v: v >= 1, ">= 1 iteration"),
     ("DATALOADER.NUM_WORKERS", lambda v: v >= 0, ">= 0"),
+    ("DATALOADER.EXPRESSIONS_PER_CLIP", lambda v: v >= 0, ">= 0 (0 = all of a video's expressions)"),
 ]
 
 

@@ -256,8 +256,68 @@ def test_test_mapper_maps_a_group_like_its_records(tmp_path):
     assert len(singles) == 3
     for single, r in zip(singles, records):
         _assert_same_input(single, mapper(r))
-    with pytest.raises(ValueError, match="inference only"):
-        RefVOSMapper(_cfg(), is_train=True)(group)
+
+
+def _two_object_video(root):
+    """6 frames; object 1 in every frame, object 2 in frames 0–1 only; records: objects 1, 2, 1."""
+    index = np.zeros((6, 16, 24), dtype=np.uint8)
+    index[:, 2:6, 1:5] = 1
+    index[:2, 8:12, 10:14] = 2
+    _write_video(root, "vid0000009", _stripes(6), index)
+    from soc.data import load_ref_ytvos
+
+    (record,) = load_ref_ytvos(str(root), "train")
+    texts = ["the first one", "the second one", "the first one again"]
+    records = [
+        dict(record, exp_id=str(i), expression=t, obj_ids=[o])
+        for i, (t, o) in enumerate(zip(texts, [1, 2, 1]))
+    ]
+    return records, index
+
+
+def test_train_mapper_draws_expressions_of_a_group(tmp_path):
+    """A training group gives one clip with up to EXPRESSIONS_PER_CLIP expressions, each with the targets of
+    its own object on the shared frames; an expression whose object the window does not show is left out."""
+    records, index = _two_object_video(tmp_path)
+    (group,) = group_expressions(records)
+    cfg = _cfg(SAMPLING_FRAME_NUM=2, FLIP_PROB=0.0)
+    np.random.seed(0)
+    counts = set()
+    for per_clip in (0, 2):
+        cfg.DATALOADER.EXPRESSIONS_PER_CLIP = per_clip
+        mapper = RefVOSMapper(cfg, is_train=True)
+        for _ in range(25):
+            out = mapper(group)
+            texts, targets = out["expressions"], out["targets"]
+            assert len(texts) == len(targets) == len(out["exp_ids"]) >= 1 and len(texts) <= (per_clip or 3)
+            counts.add(len(texts))
+            for exp_id, t in zip(out["exp_ids"], targets):
+                obj = [1, 2, 1][int(exp_id)]
+                expected = torch.from_numpy(index[out["frame_indices"]] == obj)
+                assert torch.equal(t["masks"], expected) and t["is_visible"].any()
+            if "1" in out["exp_ids"]:  # object 2's expression only comes with a window that shows it
+                assert set(out["frame_indices"]) & {0, 1}
+    assert counts == {1, 2, 3}
+
+
+def test_train_group_of_one_is_the_record_mapped_alone(tmp_path):
+    records, _ = _two_object_video(tmp_path)
+    (group,) = group_expressions(records)
+    cfg = _cfg(SAMPLING_FRAME_NUM=3, FLIP_PROB=0.5)
+    cfg.DATALOADER.EXPRESSIONS_PER_CLIP = 1
+    mapper = RefVOSMapper(cfg, is_train=True)
+    for seed in range(6):
+        np.random.seed(seed)
+        out = mapper(group)
+        np.random.seed(seed)
+        lead = records[np.random.permutation(3)[0]]
+        single = mapper(lead)
+        assert out["expressions"] == [single["expression"]] and out["exp_ids"] == [lead["exp_id"]]
+        assert out["frame_indices"] == single["frame_indices"] and torch.equal(
+            out["frames"], single["frames"]
+        )
+        (t,) = out["targets"]
+        assert all(torch.equal(t[k], single["targets"][k]) for k in single["targets"])
 
 
 def test_flip_swaps_every_expression_of_a_group():
@@ -348,3 +408,14 @@ def test_a2d_records_group_by_video_and_annotated_frame():
     ]
     assert [p["image_id"] for p in groups[1]["per_expression"]] == ["v_A_f_20_i_0", "v_A_f_20_i_1"]
     assert [r for g in groups for r in ungroup(g)] == records
+
+
+def test_a2d_training_refuses_groups():
+    group = {
+        "video_id": "A",
+        "expressions": ["actor 0", "actor 1"],
+        "exp_ids": ["0", "1"],
+        "per_expression": [],
+    }
+    with pytest.raises(ValueError, match="A.*DATALOADER.EXPRESSIONS_PER_CLIP must be 1"):
+        A2DMapper(_cfg(), is_train=True)(group)

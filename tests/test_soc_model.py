@@ -186,6 +186,48 @@ def test_weighted_losses_match_criterion(model):
         model.eval()
 
 
+def _without_dropout(model):
+    """A float64 copy in training mode with every dropout / stochastic-depth probability 0 (deterministic)."""
+    m = copy.deepcopy(model).double().train()
+    for module in m.modules():
+        for attr in ("p", "dropout", "attention_dropout", "dropout_prob"):
+            if isinstance(getattr(module, attr, None), float):
+                setattr(module, attr, 0.0)
+    return m
+
+
+def test_training_on_a_group_equals_a_batch_of_copies(model):
+    """A clip trained on 2 expressions at once (one backbone pass) gives the losses and gradients of a batch
+    of two copies of the clip, one expression each."""
+    m = _without_dropout(model)
+    frames = clip(2, 64, 96, seed=3)
+    t1, t2 = targets(2, 64, 96), targets(2, 64, 96, [True, False])
+    t2["masks"] = t2["masks"].flip(-1)
+    t2["boxes"][0, 0] = 1 - t2["boxes"][0, 0]
+    runs = []
+    for batch in (
+        [{"frames": frames, "expressions": ["the dog", "a big red car"], "targets": [t1, t2]}],
+        [
+            {"frames": frames, "expression": "the dog", "targets": t1},
+            {"frames": frames, "expression": "a big red car", "targets": t2},
+        ],
+    ):
+        m.zero_grad()
+        losses = m(batch)
+        sum(losses.values()).backward()
+        grads = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+        runs.append((losses, grads))
+    (grouped, g_grouped), (copies, g_copies) = runs
+    assert grouped.keys() == copies.keys()
+    for k in grouped:
+        torch.testing.assert_close(grouped[k], copies[k], rtol=1e-9, atol=1e-12)
+    assert g_grouped.keys() == g_copies.keys()
+    for n in g_grouped:
+        torch.testing.assert_close(g_grouped[n], g_copies[n], rtol=1e-7, atol=1e-10, msg=n)
+    with pytest.raises(ValueError, match="2 expressions but 1 targets"):
+        m([{"frames": frames, "expressions": ["a", "b"], "targets": [t1]}])
+
+
 def test_training_batch_needs_equal_clip_lengths(model):
     model.train()
     try:

@@ -142,3 +142,22 @@ def test_missing_or_corrupt_weights_give_a_clear_error(tmp_path, synth_root):
         res = subprocess.run(cmd, env=_env(synth_root), capture_output=True, text=True, timeout=300)
         assert res.returncode != 0
         assert message in res.stderr
+
+
+def test_training_on_groups_of_expressions(synth_root):
+    """DATALOADER.EXPRESSIONS_PER_CLIP 0: the training loader gives clips with a video's expressions and one
+    targets dict each, and the model trains on them (finite losses)."""
+    from detectron2.modeling import build_model
+
+    from soc.config import setup_cfg
+    from soc.data import register_ref_ytvos
+    from soc.engine import Trainer
+
+    register_ref_ytvos("test_grouped_train", str(synth_root / "synthrvos" / "ytvos"), "train")
+    opts = ["DATASETS.TRAIN", "('test_grouped_train',)", "DATALOADER.EXPRESSIONS_PER_CLIP", "0"]
+    cfg = setup_cfg(str(CONFIG), opts + ["DATALOADER.NUM_WORKERS", "0"])
+    batch = next(iter(Trainer.build_train_loader(cfg)))
+    assert all(len(x["expressions"]) == len(x["targets"]) == len(x["exp_ids"]) >= 1 for x in batch)
+    torch.manual_seed(0)
+    losses = build_model(cfg).train()(batch)
+    assert all(torch.isfinite(v) for v in losses.values())

@@ -127,9 +127,16 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg, start_iter: int = 0):
+        """Training clips of ``DATASETS.TRAIN``: one per record, or with ``DATALOADER.EXPRESSIONS_PER_CLIP``
+        ≠ 1 one per video, the group of its expressions (:func:`soc.data.build.group_expressions`) of which
+        the mapper draws that many per clip (0: all)."""
         names = cfg.DATASETS.TRAIN
+        per_clip = cfg.DATALOADER.EXPRESSIONS_PER_CLIP
         return build_clip_train_loader(
-            [DatasetCatalog.get(name) for name in names],
+            [
+                DatasetCatalog.get(name) if per_clip == 1 else group_expressions(DatasetCatalog.get(name))
+                for name in names
+            ],
             [build_soc_mapper(cfg, name, is_train=True) for name in names],
             total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
             seed=cfg.SEED if cfg.SEED >= 0 else 0,

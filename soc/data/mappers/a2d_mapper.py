@@ -74,7 +74,10 @@ class A2DMapper:
     def __call__(self, record: dict) -> dict:
         """Map one record (or, for inference, a group of records that share the window)."""
         if self.is_train and "expressions" in record:
-            raise ValueError(f"video {record.get('video_id')}: groups of expressions are for inference only")
+            raise ValueError(
+                f"video {record.get('video_id')}: A2D/JHMDB training takes one expression per clip "
+                "(DATALOADER.EXPRESSIONS_PER_CLIP must be 1)"
+            )
         frames, indices, file_names, frame_names = self._read_window(record)
         keep = self.window_size // 2
         assert indices[keep] == record["annotated_frame"], (indices, record["annotated_frame"])

@@ -11,6 +11,11 @@ is a plain window around a random frame with empty targets in every frame (``is_
 teaches the model to score every query "absent". Videos shorter than the window are padded by repeating their
 last frame (MTTR); a record with a single frame (an image) gives a one-frame clip.
 
+A group of one video's records (``DATALOADER.EXPRESSIONS_PER_CLIP`` ≠ 1) gives one clip for several of its
+expressions: up to that many, drawn at random each time; the window is chosen for the first as above, and the
+others are kept if their object is visible in it after the augmentation (``expressions`` and one ``targets``
+dict per kept expression).
+
 Inference: the whole video, resized with ``INPUT.MIN/MAX_SIZE_TEST``, without targets; for a record or for a
 group of one video's records (``expressions``, :func:`soc.data.build.group_expressions`), whose frames are
 then read once for all of its expressions.
@@ -25,6 +30,7 @@ import numpy as np
 from detectron2.config import CfgNode, configurable
 from detectron2.data import transforms as T
 
+from ..groups import make_group, ungroup
 from ..io import DataError, has_ground_truth, mask_source_name, may_refer_to_nothing, read_masks
 from .clip_utils import (
     build_clip_augmentation,
@@ -59,6 +65,7 @@ class RefVOSMapper:
         is_train: bool,
         augmentations: List[T.Augmentation],
         sampling_frame_num: int,
+        expressions_per_clip: int = 1,
         max_aug_tries: int = 10,
     ):
         """
@@ -66,12 +73,15 @@ class RefVOSMapper:
             is_train: sample a training clip with targets, or map the whole video for inference.
             augmentations: sampled once per clip, applied to every frame and mask.
             sampling_frame_num: frames per training clip (T); unused for inference.
+            expressions_per_clip: in training, at most this many expressions of a group are drawn per clip
+                (0 = all of them).
             max_aug_tries: training crops that hide the object are resampled this many times before the
                 mapper returns None (detectron2 then tries another record).
         """
         self.is_train = is_train
         self.augmentations = T.AugmentationList(augmentations)
         self.sampling_frame_num = sampling_frame_num
+        self.expressions_per_clip = expressions_per_clip
         self.max_aug_tries = max_aug_tries
 
     @classmethod
@@ -80,6 +90,7 @@ class RefVOSMapper:
             "is_train": is_train,
             "augmentations": build_clip_augmentation(cfg, is_train),
             "sampling_frame_num": cfg.INPUT.SAMPLING_FRAME_NUM,
+            "expressions_per_clip": cfg.DATALOADER.EXPRESSIONS_PER_CLIP,
         }
 
     def __call__(self, record: dict) -> Optional[dict]:
@@ -87,9 +98,11 @@ class RefVOSMapper:
         the object."""
         if not self.is_train:
             return self._test_clip(record)
-        if "expressions" in record:
-            raise ValueError(f"video {record.get('video_id')}: groups of expressions are for inference only")
-        return self._train_clip(record)
+        if "expressions" not in record:
+            return self._train_clip(record)
+        members = ungroup(record)
+        order = np.random.permutation(len(members))[: self.expressions_per_clip or None]
+        return self._train_clip(members[order[0]], [members[i] for i in order[1:]])
 
     def _anchor(self, record: dict, num_frames: int) -> int:
         names = record.get("obj_frames")
@@ -100,7 +113,9 @@ class RefVOSMapper:
                 return int(candidates[np.random.randint(len(candidates))])
         return int(np.random.randint(num_frames))
 
-    def _train_clip(self, record: dict) -> Optional[dict]:
+    def _train_clip(self, record: dict, others: Optional[List[dict]] = None) -> Optional[dict]:
+        """A training clip for ``record``; with ``others`` (records of the same video, maybe empty) a group
+        input for ``record`` and those of ``others`` whose object the clip shows."""
         if not has_ground_truth(record):
             raise DataError(f"training record {record['video_id']}/{record['exp_id']} has no ground truth")
         files = record["file_names"]
@@ -131,6 +146,14 @@ class RefVOSMapper:
                 break
         else:
             return None
+        if others is not None:
+            members, all_targets = [record], [targets]
+            for other in others:
+                other_targets = masks_to_targets(read_masks(other, indices), tfm)
+                if other_targets["is_visible"].any():
+                    members.append(other)
+                    all_targets.append(other_targets)
+            record, targets = make_group(members), all_targets
         out = clip_input(record, _REWRITTEN, frames, tfm)
         out.update(
             {

@@ -277,19 +277,27 @@ class SOC(nn.Module):
         expressions: Sequence[str],
         image_sizes: Tensor,
         keep_frames: Optional[Tensor] = None,
+        clip_of: Optional[Sequence[int]] = None,
     ) -> Dict[str, Any]:
         """
-        The whole network on B clips, one expression each: text encoder, :meth:`encode_frames`,
-        :meth:`decode` (whose outputs, with T' frames after ``keep_frames``, it returns).
+        The whole network on B clips and E expressions: text encoder, :meth:`encode_frames` (once per clip),
+        :meth:`decode` (once per expression; its outputs, with T' frames after ``keep_frames`` and E in
+        place of B, are returned).
 
         Args:
             images: (B, T, 3, H, W) normalised, padded frames. pad_mask: (B·T, H, W) bool.
-            expressions: B strings. image_sizes: (B, 2) unpadded (H_b, W_b) in pixels.
+            expressions: E strings. image_sizes: (B, 2) unpadded (H_b, W_b) in pixels.
             keep_frames: (B, T') frame indices that go past the backbone, or None for all.
+            clip_of: the clip (in 0..B−1) of each expression; None when expression b is about clip b (E = B).
         """
         text = self.text_encoder(expressions, self.device)
         features, pad_mask = self.encode_frames(images, pad_mask, keep_frames)
         T = images.shape[1] if keep_frames is None else keep_frames.shape[1]
+        if clip_of is not None:
+            clips = torch.as_tensor(clip_of, dtype=torch.long, device=self.device)
+            frames = (clips[:, None] * T + torch.arange(T, device=self.device)).flatten()  # (E·T,)
+            features = {k: v.index_select(0, frames) for k, v in features.items()}
+            pad_mask, image_sizes = pad_mask.index_select(0, frames), image_sizes.index_select(0, clips)
         return self.decode(features, pad_mask, text, image_sizes, T)
 
     # ------------------------------------------------------------------ entry point
@@ -297,10 +305,11 @@ class SOC(nn.Module):
         """
         Args:
             batched_inputs: list over clips of dicts with ``frames`` uint8 (T, 3, H, W) RGB, ``expression``
-                (str) or, at inference, ``expressions`` (list of E str, answered together: the backbone runs
+                (str) or ``expressions`` (list of E str, answered or trained together: the backbone runs
                 once per window for all of them), ``height``/``width`` (original size), optional
                 ``keep_frames`` (T',) long, and in training ``targets`` (``masks`` bool (T', H, W), ``boxes``
-                (T', 4) normalised cxcywh, ``is_visible`` (T',), optional ``labels`` (T',)).
+                (T', 4) normalised cxcywh, ``is_visible`` (T',), optional ``labels`` (T',); a list of E such
+                dicts with ``expressions``).
 
         Returns:
             training: dict of weighted losses. Inference: list over clips of one output dict per clip, or for
@@ -315,18 +324,34 @@ class SOC(nn.Module):
         return [self.inference(x) for x in batched_inputs]
 
     def losses(self, batched_inputs: List[Dict[str, Any]]) -> Dict[str, Tensor]:
-        """Weighted training losses of a batch (target masks padded to the batch's padded input size)."""
+        """Weighted training losses of a batch (target masks padded to the batch's padded input size). A clip
+        with ``expressions`` (E str) and E ``targets`` dicts is encoded once and trained on all E, each
+        counting as one batch element."""
         if self.criterion is None:
             raise RuntimeError("SOC was built without a criterion; it cannot be trained")
         images, pad_mask, sizes = self.preprocess([x["frames"] for x in batched_inputs])
         keep = _stack_keep_frames(batched_inputs, self.device)
+        expressions, raw_targets, clip_of = [], [], []
+        for b, x in enumerate(batched_inputs):
+            texts, clip_targets = (
+                (x["expressions"], x["targets"])
+                if "expressions" in x
+                else ([x["expression"]], [x["targets"]])
+            )
+            if len(texts) != len(clip_targets):
+                raise ValueError(
+                    f"a training clip has {len(texts)} expressions but {len(clip_targets)} targets"
+                )
+            expressions += texts
+            raw_targets += clip_targets
+            clip_of += [b] * len(texts)
+        grouped = len(expressions) != len(batched_inputs)
         outputs = self.forward_network(
-            images, pad_mask, [x["expression"] for x in batched_inputs], sizes, keep
+            images, pad_mask, expressions, sizes, keep, clip_of if grouped else None
         )
         H, W = images.shape[-2:]
         targets = []
-        for x in batched_inputs:
-            t = x["targets"]
+        for t in raw_targets:
             target = {
                 "masks": pad_masks(t["masks"].to(self.device, torch.bool), (H, W)),
                 "boxes": t["boxes"].to(self.device, torch.float32),
