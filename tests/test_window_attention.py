@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.models.video import swin_transformer as tv_swin
 
-from soc.modeling.backbone.window_attention import ShiftedWindowAttention3d, window_kind_mask
+from soc.modeling.backbone.window_attention import ShiftedWindowAttention3d, window_kind_mask, _attention
 
 # (B, T, H, W, C, heads, window, shift): no shift, shift in h/w only (temporal window = clip), shift along all
 # three axes with several windows per axis, padding along every axis, a window larger than the input.
@@ -64,3 +64,25 @@ def test_kind_mask_hand_computed():
     assert torch.equal(m == 0, same) and torch.all(m[~same] == -100)
     # not the last window, or no shift: one region
     assert not window_kind_mask([1, 1, 4], [0, 0, 1], [True, True, False], torch.device("cpu")).any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_trainable_mask_attention_matches_the_plain_formula_with_gradients(dtype):
+    """The flash forward + recomputing backward equals softmax(q kᵀ/√D + mask) v and its autograd gradients,
+    the mask broadcast over the windows (its gradient summed over them)."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(4, 2, 12, 8, dtype=dtype, requires_grad=True) for _ in range(3))
+    mask = (torch.randn(1, 2, 12, 12, dtype=dtype) * 3).requires_grad_()
+    out = _attention(q, k, v, mask, 0.0)
+    ref = torch.softmax(q @ k.transpose(-2, -1) / 8**0.5 + mask, -1) @ v
+    g = torch.randn_like(ref)
+    grads = torch.autograd.grad(out, (q, k, v, mask), g)
+    ref_grads = torch.autograd.grad(ref, (q, k, v, mask), g)
+    tol = {"rtol": 1e-10, "atol": 1e-10} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-5}
+    torch.testing.assert_close(out, ref, **tol)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, **tol)
+    if dtype == torch.float64:
+        args = tuple(t.detach()[:2, :, :5, :3].clone().requires_grad_() for t in (q, k, v))
+        small_mask = mask.detach()[:, :, :5, :5].clone().requires_grad_()
+        assert torch.autograd.gradcheck(lambda *t: _attention(*t, 0.0), (*args, small_mask))

@@ -151,23 +151,46 @@ def _pieces(
         yield map_index, win_index, shape
 
 
-def _attention_with_trainable_mask(
-    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor, dropout_p: float
-) -> Tensor:
+class _AttentionWithTrainableMask(torch.autograd.Function):
     """
-    ``softmax(q kᵀ / √D + attn_mask) v`` as plain ops, for a mask that needs a gradient (the relative position
-    bias in training): the fused CPU kernels give no gradient for the mask, and SDPA's fallback for that case
-    scales q and k separately and checks for fully masked rows, passes over the scores that a finite mask does
-    not need. Autograd keeps only the softmax output of the (windows, heads, N, N) tensors.
-
-    Args:
-        q, k, v: (windows, heads, N, D). attn_mask: broadcastable to (windows, heads, N, N).
-
-    Returns:
-        (windows, heads, N, D).
+    ``softmax(q kᵀ / √D + mask) v`` with gradients for q, k, v and the mask, on the CPU: the forward is the fused
+    flash kernel (which gives no gradient for the mask, and whose backward needs none of its inputs'
+    probabilities), the backward recomputes the probabilities of one call from the kernel's log-sum-exp. So
+    training keeps no (windows, heads, N, N) tensor per block between forward and backward (≈ 0.7 GB on a
+    Swin-T clip of 8 frames at 360×640), as SDPA's unfused fallback would.
     """
-    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1)).add_(attn_mask)
-    return torch.matmul(F.dropout(scores.softmax(-1), dropout_p), v)
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, 0.0, False, attn_mask=mask
+        )
+        ctx.save_for_backward(q, k, v, mask, out, lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        q, k, v, mask, out, lse = ctx.saved_tensors
+        acc = torch.promote_types(q.dtype, torch.float32)  # softmax arithmetic: float32, or float64
+        scale = q.shape[-1] ** -0.5
+        probs = torch.matmul(q, k.transpose(-2, -1)).to(acc).mul_(scale).add_(mask.to(acc))
+        probs = probs.sub_(lse.to(acc).unsqueeze(-1)).exp_()  # (W, heads, N, N)
+        grad_v = torch.matmul(probs.to(v.dtype).transpose(-2, -1), grad_out)
+        delta = (grad_out.to(acc) * out.to(acc)).sum(-1, keepdim=True)
+        grad_scores = torch.matmul(grad_out, v.transpose(-2, -1)).to(acc).sub_(delta).mul_(probs)
+        grad_mask = grad_scores.sum_to_size(mask.shape).to(mask.dtype) if ctx.needs_input_grad[3] else None
+        grad_scores = grad_scores.to(q.dtype)
+        grad_q = torch.matmul(grad_scores, k).mul_(scale)
+        grad_k = torch.matmul(grad_scores.transpose(-2, -1), q).mul_(scale)
+        return grad_q, grad_k, grad_v, grad_mask
+
+
+def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, dropout_p: float) -> Tensor:
+    """(windows, heads, N, D) attention with ``mask`` broadcast over the windows; on the CPU, a mask that needs a
+    gradient (the relative position bias in training) goes through :class:`_AttentionWithTrainableMask`."""
+    if q.device.type == "cpu" and dropout_p == 0 and torch.is_grad_enabled() and mask.requires_grad:
+        return _AttentionWithTrainableMask.apply(q, k, v, mask)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
 class ShiftedWindowAttention3d(tv_swin.ShiftedWindowAttention3d):
@@ -218,11 +241,7 @@ class ShiftedWindowAttention3d(tv_swin.ShiftedWindowAttention3d):
             if any(shift):
                 mask = bias + window_kind_mask(window, shift, [last for _, _, last in kind], x.device)
             rows = slice(first * b, (first + count) * b)
-            attention = F.scaled_dot_product_attention
-            if torch.is_grad_enabled() and mask.requires_grad:
-                attention = _attention_with_trainable_mask
-            out = attention(q[rows], k[rows], v[rows], attn_mask=mask.to(q.dtype), dropout_p=dropout)
-            # out: (count·B, heads, N, D)
+            out = _attention(q[rows], k[rows], v[rows], mask.to(q.dtype), dropout)  # (count·B, heads, N, D)
             attended[first : first + count].view(count * b, n, heads, head_dim).copy_(out.transpose(1, 2))
         y = F.linear(attended.view(-1, b, n, c), self.proj.weight, self.proj.bias)
         y = F.dropout(y, p=self.dropout, training=self.training)
