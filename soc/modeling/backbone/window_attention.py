@@ -153,11 +153,11 @@ def _pieces(
 
 class _AttentionWithTrainableMask(torch.autograd.Function):
     """
-    ``softmax(q kᵀ / √D + mask) v`` with gradients for q, k, v and the mask, on the CPU: the forward is the fused
-    flash kernel (which gives no gradient for the mask, and whose backward needs none of its inputs'
-    probabilities), the backward recomputes the probabilities of one call from the kernel's log-sum-exp. So
-    training keeps no (windows, heads, N, N) tensor per block between forward and backward (≈ 0.7 GB on a
-    Swin-T clip of 8 frames at 360×640), as SDPA's unfused fallback would.
+    ``softmax(q kᵀ / √D + mask) v`` with gradients for q, k, v and the mask, on the CPU. The forward is the
+    fused flash kernel, which keeps only the output and one log-sum-exp per row; the backward recomputes the
+    call's probabilities from them (PyTorch's CPU kernels give no gradient for a mask). Training thus keeps no
+    (windows, heads, N, N) tensor per block from forward to backward: 2 GB less peak memory in a Swin-T
+    training step on 8 frames at 360×640 (``benchmarks/bench_vs_authors.py``).
     """
 
     @staticmethod
@@ -186,7 +186,7 @@ class _AttentionWithTrainableMask(torch.autograd.Function):
 
 
 def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, dropout_p: float) -> Tensor:
-    """(windows, heads, N, D) attention with ``mask`` broadcast over the windows; on the CPU, a mask that needs a
+    """(windows, heads, N, D) attention, ``mask`` broadcast over the windows. On the CPU a mask that needs a
     gradient (the relative position bias in training) goes through :class:`_AttentionWithTrainableMask`."""
     if q.device.type == "cpu" and dropout_p == 0 and torch.is_grad_enabled() and mask.requires_grad:
         return _AttentionWithTrainableMask.apply(q, k, v, mask)
