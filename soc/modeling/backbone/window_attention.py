@@ -156,7 +156,7 @@ class _AttentionWithTrainableMask(torch.autograd.Function):
     ``softmax(q kᵀ / √D + mask) v`` with gradients for q, k, v and the mask, on the CPU. The forward is the
     fused flash kernel, which keeps only the output and one log-sum-exp per row; the backward recomputes the
     call's probabilities from them (PyTorch's CPU kernels give no gradient for a mask). Training thus keeps no
-    (windows, heads, N, N) tensor per block from forward to backward: 2 GB less peak memory in a Swin-T
+    (windows, heads, N, N) tensor per block from forward to backward: 2.7 GB less peak memory in a Swin-T
     training step on 8 frames at 360×640 (``benchmarks/bench_vs_authors.py``).
     """
 
