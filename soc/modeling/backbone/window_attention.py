@@ -16,7 +16,9 @@ is the last one along each shifted axis (only there do two regions meet): at mos
 (N, N) masks are built once per (window, shift) and cached. The windows are gathered kind by kind,
 windows-major ``(windows, B, N, C)``, straight from the unshifted, unpadded map (one copy; padding rows stay
 zero), so that each kind is one strided batch of the kernel with its mask broadcast over it, and scattered
-back the same way: no rolled, padded or (windows, heads, N, N) tensor exists.
+back the same way: no rolled, padded or (windows, heads, N, N) tensor exists. In CPU training, where the bias
+needs a gradient that PyTorch's CPU kernels do not give, the flash kernel's forward is paired with a backward
+of our own (:class:`_AttentionWithTrainableMask`), so that training keeps no such tensor either.
 """
 
 import functools
