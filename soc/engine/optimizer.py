@@ -101,5 +101,4 @@ def _fused_adamw_supported(model: nn.Module) -> bool:
     """Whether ``AdamW(fused=True)`` runs on the devices of ``model``'s parameters (CUDA; the CPU from
     PyTorch 2.4)."""
     devices = {p.device.type for p in model.parameters()}
-    cpu_ok = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 4)
-    return devices <= ({"cuda", "cpu"} if cpu_ok else {"cuda"})
+    return devices <= ({"cuda", "cpu"} if torch.__version__ >= (2, 4) else {"cuda"})

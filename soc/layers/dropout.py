@@ -40,23 +40,24 @@ class _ZeroAndScale(torch.autograd.Function):
         return grad.mul(ctx.scale).masked_fill_(zero, 0), None, None
 
 
-def _check_p(p: float) -> None:
+def _own_path(x: Tensor, p: float, training: bool) -> bool:
+    """Whether this module's functions compute the call (CPU, training, 0 < p < 1) rather than torch's ops;
+    ``ValueError`` for a probability outside [0, 1]."""
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    return training and 0 < p < 1 and x.device.type == "cpu"
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     """``F.dropout(x, p, training)`` with the 16-bit random draw on the CPU (shape and dtype of ``x``)."""
-    _check_p(p)
-    if not training or p == 0 or p == 1 or x.device.type != "cpu":
+    if not _own_path(x, p, training):
         return F.dropout(x, p, training)
     return _ZeroAndScale.apply(x, _drop_mask(x.shape, p), 1 / (1 - p))
 
 
 def relu_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     """``dropout(relu(x), p, training)``; on the CPU in training, one pass that saves only a boolean mask."""
-    _check_p(p)
-    if not training or p == 0 or p == 1 or x.device.type != "cpu":
+    if not _own_path(x, p, training):
         return F.dropout(F.relu(x), p, training)
     with torch.no_grad():
         zero = _drop_mask(x.shape, p).logical_or_(x <= 0)
