@@ -3,13 +3,14 @@
 object better than the authors' independent windows?
 
     OMP_NUM_THREADS=1 python benchmarks/long_video_association.py [--weights model.pth] [--videos 6] \\
-        [--seed 0] [--clip-lengths 12] [--overlaps 0 4] [--presence-threshold 0.5] \\
-        [--output output/long_video_association]
+        [--seed 0] [--clip-lengths 12] [--overlaps 0 4] [--associations independent iou_embedding] \\
+        [--score-weights 0] [--presence-threshold 0.5] [--output output/long_video_association]
 
 A trained SOC model segments the long SynthRVOS split (``synthrvos_long_valid``: the Long-RVOS layout, 300-400
 frames per video, a look-alike pair in every video whose first object leaves the frame and comes back;
 generated under ``$SOC_DATASETS/synthrvos/long_rvos`` when missing) once per combination of window length
-(``MODEL.SOC.TEST.CLIP_LENGTH``), overlap (``WINDOW_OVERLAP``) and association, through the streaming
+(``MODEL.SOC.TEST.CLIP_LENGTH``), overlap (``WINDOW_OVERLAP``) and association (``iou_embedding`` once per
+``--score-weights`` value, ``ASSOCIATION_SCORE_WEIGHT``), through the streaming
 :class:`~soc.engine.SOCPredictor` (all expressions of a video at once), and :class:`LongRVOSEvaluator`
 scores it (``docs/formats_and_metrics.md`` §8). The same masks are also scored emptied in the frames where
 the chosen query's per-frame score is below ``--presence-threshold``: the model thresholds the chosen
@@ -95,11 +96,17 @@ def evaluate_setting(
 def print_table(rows: List[dict], title: str) -> None:
     """A markdown table of ``rows`` (settings and their scores)."""
     present = [c for c in COLUMNS if c in rows[0]]
-    print(f"\n{title}\n\n| CLIP_LENGTH | WINDOW_OVERLAP | ASSOCIATION | " + " | ".join(present) + " |")
-    print("|---" * (len(present) + 3) + "|")
+    head = "| CLIP_LENGTH | WINDOW_OVERLAP | ASSOCIATION | SCORE_WEIGHT | "
+    print(f"\n{title}\n\n{head}" + " | ".join(present) + " |")
+    print("|---" * (len(present) + 4) + "|")
     for r in rows:
         cells = [f"{r[c]:.0f}" if c == "switches" else f"{r[c]:.3f}" for c in present]
-        print(f"| {r['clip_length']} | {r['overlap']} | {r['association']} | " + " | ".join(cells) + " |")
+        weight = "" if r["score_weight"] is None else f"{r['score_weight']:g}"
+        print(
+            f"| {r['clip_length']} | {r['overlap']} | {r['association']} | {weight} | "
+            + " | ".join(cells)
+            + " |"
+        )
 
 
 def main(argv=None) -> List[dict]:
@@ -111,6 +118,13 @@ def main(argv=None) -> List[dict]:
     p.add_argument("--clip-lengths", type=int, nargs="+", default=[12])
     p.add_argument("--overlaps", type=int, nargs="+", default=[0, 4])
     p.add_argument("--associations", nargs="+", default=list(ASSOCIATIONS), choices=ASSOCIATIONS)
+    p.add_argument(
+        "--score-weights",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="iou_embedding: the ASSOCIATION_SCORE_WEIGHT values to run (each is one setting)",
+    )
     p.add_argument(
         "--presence-threshold",
         type=float,
@@ -131,18 +145,31 @@ def main(argv=None) -> List[dict]:
     n_frames = sum(len(v[0]["frame_names"]) for v in by_video.values())
     print(f"{weights}: {len(by_video)} videos, {n_frames} frames, {n_exp} expressions")
 
+    associations = [
+        (name, weight)
+        for name in args.associations
+        for weight in (args.score_weights if name == "iou_embedding" else [None])
+    ]
     rows, gated_rows = [], []
-    for length, overlap, association in itertools.product(
-        args.clip_lengths, args.overlaps, args.associations
+    for length, overlap, (association, weight) in itertools.product(
+        args.clip_lengths, args.overlaps, associations
     ):
         opts = ["MODEL.WEIGHTS", weights, "MODEL.DEVICE", "cpu", "MODEL.SOC.TEST.CLIP_LENGTH", str(length)]
         opts += ["MODEL.SOC.TEST.WINDOW_OVERLAP", str(overlap), "MODEL.SOC.TEST.ASSOCIATION", association]
-        setting = {"clip_length": length, "overlap": overlap, "association": association}
+        if weight is not None:
+            opts += ["MODEL.SOC.TEST.ASSOCIATION_SCORE_WEIGHT", str(weight)]
+        setting = {
+            "clip_length": length,
+            "overlap": overlap,
+            "association": association,
+            "score_weight": weight,
+        }
         results, gated = evaluate_setting(args.config_file, opts, by_video, args.presence_threshold)
         rows.append({**setting, **results})
         if gated is not None:
             gated_rows.append({**setting, **gated})
-        print(f"L={length} V={overlap} {association}: J&F {results['J&F']:.3f}, {results['seconds']:.0f} s")
+        name = association if weight is None else f"{association} (score weight {weight:g})"
+        print(f"L={length} V={overlap} {name}: J&F {results['J&F']:.3f}, {results['seconds']:.0f} s")
 
     os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, "long_video_association.json"), "w") as f:

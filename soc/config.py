@@ -119,6 +119,8 @@ def add_soc_config(cfg: CN) -> None:
     cfg.MODEL.SOC.TEST.CLIP_LENGTH = 0  # frames per window (forward pass); 0 = the whole video (DAVIS: 36)
     cfg.MODEL.SOC.TEST.WINDOW_OVERLAP = 0  # frames shared by consecutive windows; 0 = authors' protocol
     cfg.MODEL.SOC.TEST.ASSOCIATION = "independent"  # a window's query: "independent" | "iou_embedding"
+    # iou_embedding: weight of the expression score beside the continuity (0 = the score only breaks ties)
+    cfg.MODEL.SOC.TEST.ASSOCIATION_SCORE_WEIGHT = 0.0
     cfg.MODEL.SOC.TEST.MASK_THRESHOLD = 0.5  # probability threshold of the binary masks
     cfg.MODEL.SOC.TEST.ALL_QUERY_MASKS = False  # also return every query's mask (A2D/JHMDB mAP)
     cfg.MODEL.SOC.TEST.NO_TARGET_THRESHOLD = 0.0  # empty masks when the clip score is below it; 0 = off
@@ -175,6 +177,7 @@ _RULES: List[Tuple[str, Callable[[object], bool], str]] = [
     ("TEST.MAX_EXPRESSIONS_PER_SAMPLE", lambda v: v >= 0, ">= 0 (0 = all of a video's expressions)"),
     ("MODEL.SOC.TEST.WINDOW_OVERLAP", lambda v: v >= 0, ">= 0 frames (and < the window length)"),
     ("MODEL.SOC.TEST.PRECISION", lambda v: v in PRECISIONS, "fp32 | bf16 | fp16"),
+    ("MODEL.SOC.TEST.ASSOCIATION_SCORE_WEIGHT", lambda v: v >= 0, ">= 0 (0 = the score only breaks ties)"),
     ("SOLVER.AMP.DTYPE", lambda v: v in PRECISIONS and v != "fp32", "fp16 | bf16"),
     (
         "MODEL.SOC.TEST.ASSOCIATION",

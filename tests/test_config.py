@@ -113,6 +113,7 @@ def test_every_config_passes_the_range_checks(path):
         ("MODEL.WEIGHTS_MIN_MATCHED", "1.5", "a share in [0, 1]"),
         ("MODEL.SOC.TEST.WINDOW_OVERLAP", "-1", ">= 0 frames"),
         ("MODEL.SOC.TEST.ASSOCIATION", "'nearest'", "iou_embedding"),
+        ("MODEL.SOC.TEST.ASSOCIATION_SCORE_WEIGHT", "-1.0", ">= 0"),
         ("INPUT.SAMPLING_FRAME_NUM", "0", ">= 1 frame"),
         ("SOLVER.IMS_PER_BATCH", "0", ">= 1 clip"),
         ("MODEL.SOC.TEST.CLIP_LENGTH", "-5", ">= 0"),

@@ -374,17 +374,20 @@ def test_overlapping_windows_own_their_new_frames(model):
     assert r["score"] == pytest.approx((2 * windows[0]["score"] + sum(w["score"] for w in windows[1:])) / 5)
 
 
-def test_association_continues_the_previous_windows_object(model):
+@pytest.mark.parametrize("score_weight", [0.0, 3.0])
+def test_association_continues_the_previous_windows_object(model, score_weight):
     """iou_embedding, L = 3, V = 1 on 7 frames: the first window picks by score; each later window picks the
     query that :func:`associate` finds from standalone runs of the windows (previous choice's mask on the
-    shared frame and its video-query embedding)."""
+    shared frame and its video-query embedding, the model's score weight)."""
     frames = clip(7, seed=9)
     x = {"frames": frames, "expression": "the dog", "height": 64, "width": 96}
     model.test_clip_length, model.window_overlap, model.association = 3, 1, "iou_embedding"
+    model.association_score_weight = score_weight
     try:
         r = model([x])[0]
     finally:
         model.test_clip_length, model.window_overlap, model.association = 0, 0, "independent"
+        model.association_score_weight = 0.0
     expected, track = [], None
     with torch.no_grad():
         for s, e in ((0, 3), (2, 5), (4, 7)):
@@ -394,7 +397,7 @@ def test_association_continues_the_previous_windows_object(model):
             logits = out["pred_masks"][:, 0]  # (3, N, h, w)
             embeddings = out["pred_video_queries"][0]
             if track is not None:
-                idx = associate(track, logits[:1].sigmoid() > 0.5, embeddings, mean_scores)
+                idx = associate(track, logits[:1].sigmoid() > 0.5, embeddings, mean_scores, score_weight)
             owned = slice(0, 3) if s == 0 else slice(1, 3)
             probs = resize_mask_logits(logits[owned, idx], (64, 96), (64, 96)).sigmoid()
             expected.append((idx, probs))
@@ -408,6 +411,8 @@ def test_bad_windows_and_clips_are_refused():
         build_model(tiny_cfg(**{"MODEL.SOC.TEST.CLIP_LENGTH": 4, "MODEL.SOC.TEST.WINDOW_OVERLAP": 4}))
     with pytest.raises(ValueError, match="association must be one of"):
         build_model(tiny_cfg(**{"MODEL.SOC.TEST.ASSOCIATION": "hungarian"}))
+    with pytest.raises(ValueError, match="association_score_weight must be >= 0, got -0.5"):
+        build_model(tiny_cfg(**{"MODEL.SOC.TEST.ASSOCIATION_SCORE_WEIGHT": -0.5}))
 
 
 def test_empty_clip_is_an_error(model):

@@ -116,6 +116,26 @@ def test_association_affinity_is_iou_plus_cosine():
     assert associate(track, masks, torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([0.9, 0.2])) == 0
 
 
+def test_association_score_weight_trades_continuity_for_the_expression_score():
+    """Query 0 continues the object (IoU 1, cosine 1: 2) with score 0.1; query 1 (IoU 0, cosine 0: 0) scores
+    0.9. Affinities with weight w: 2 + 0.1 w against 0.9 w, equal at w = 2.5: below it the object is
+    followed, above it the score wins (w = 0 is the pure continuity rule); a negative weight is refused."""
+    V, h, w = 1, 4, 4
+    prev = _box_masks(V, h, w, 0, 0, size=2)
+    track = Track(prev, torch.tensor([1.0, 0.0]))
+    masks = torch.stack([prev, torch.zeros_like(prev)], dim=1)
+    embeddings = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    scores = torch.tensor([0.1, 0.9])
+    assert [associate(track, masks, embeddings, scores, weight) for weight in (0, 2.4, 2.6, 10)] == [
+        0,
+        0,
+        1,
+        1,
+    ]
+    with pytest.raises(ValueError, match="score_weight must be >= 0"):
+        associate(track, masks, embeddings, scores, -1.0)
+
+
 def test_association_ties_go_to_the_expression_score():
     """Identical candidates (same masks, same embedding): the higher expression score wins; an empty union
     counts as IoU 0, not as a perfect match."""

@@ -9,7 +9,9 @@ is done; the later window only uses the shared frames to recognise its object.
 Each window picks one query per expression. ``"independent"`` (the authors' inference) takes the query with
 the best mean class probability over the window, so the segmented object may change from one window to the
 next. ``"iou_embedding"`` keeps the first window's choice and, in every later window, takes the query that
-continues the previous window's object (:func:`associate`).
+continues the previous window's object (:func:`associate`), optionally weighing the expression score against
+the continuity (``score_weight``: 0 follows the object whatever the scores say, a large weight approaches the
+independent choice).
 """
 
 from dataclasses import dataclass
@@ -81,20 +83,23 @@ class Track:
     embedding: Tensor
 
 
-def associate(track: Track, masks: Tensor, embeddings: Tensor, scores: Tensor) -> int:
+def associate(
+    track: Track, masks: Tensor, embeddings: Tensor, scores: Tensor, score_weight: float = 0.0
+) -> int:
     """
     The query of a new window that continues ``track``'s object.
 
     Affinity of query n = IoU of its masks with the track's over the V shared frames, taken over all their
     pixels at once (0 when both are empty), + cosine similarity of its video-query embedding with the
-    track's. The best affinity wins; affinities within ``TIE_TOLERANCE`` of it tie, and the tie goes to the
-    higher expression score.
+    track's, + ``score_weight`` × its expression score. The best affinity wins; affinities within
+    ``TIE_TOLERANCE`` of it tie, and the tie goes to the higher expression score.
 
     Args:
         track: the previous window's object.
         masks: (V, N, h, w) bool, the new window's query masks on its first V frames (the shared ones).
         embeddings: (N, C) the new window's video-query embeddings.
         scores: (N,) expression scores (mean class probability over the window).
+        score_weight: >= 0, the weight of the score in the affinity (the continuity terms lie in [-1, 2]).
 
     Returns:
         the chosen query index in [0, N).
@@ -109,6 +114,8 @@ def associate(track: Track, masks: Tensor, embeddings: Tensor, scores: Tensor) -
     union = (masks | prev).sum((0, 2, 3)).double()
     iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(union))
     cosine = F.cosine_similarity(embeddings.double(), track.embedding.double()[None], dim=-1)  # (N,)
-    affinity = iou + cosine
+    if score_weight < 0:
+        raise ValueError(f"score_weight must be >= 0, got {score_weight}")
+    affinity = iou + cosine + score_weight * scores.double()
     tied = affinity >= affinity.max() - TIE_TOLERANCE
     return int(torch.where(tied, scores.double(), torch.full_like(affinity, -float("inf"))).argmax())

@@ -61,6 +61,7 @@ class SOC(nn.Module):
         test_clip_length: int = 0,
         window_overlap: int = 0,
         association: str = "independent",
+        association_score_weight: float = 0.0,
         mask_threshold: float = 0.5,
         all_query_masks: bool = False,
         precision: str = "fp32",
@@ -80,6 +81,8 @@ class SOC(nn.Module):
             window_overlap: frames shared by consecutive windows (< ``test_clip_length``).
             association: how each window picks its query, one of ``ASSOCIATIONS`` (see
                 :mod:`soc.modeling.windows`).
+            association_score_weight: ``"iou_embedding"``: weight of the expression score beside the
+                continuity (:func:`~soc.modeling.windows.associate`; 0 = the score only breaks ties).
             mask_threshold: probability threshold of the binary masks.
             all_query_masks: also return every query's masks (``query_masks``).
             precision: inference precision of the network, a key of :data:`soc.utils.precision.PRECISIONS`:
@@ -94,6 +97,8 @@ class SOC(nn.Module):
             check_window(test_clip_length, window_overlap)
         if association not in ASSOCIATIONS:
             raise ValueError(f"association must be one of {ASSOCIATIONS}, got {association!r}")
+        if association_score_weight < 0:
+            raise ValueError(f"association_score_weight must be >= 0, got {association_score_weight}")
         self.backbone = backbone
         self.text_encoder = text_encoder
         self.neck = neck
@@ -105,6 +110,7 @@ class SOC(nn.Module):
         self.test_clip_length = test_clip_length
         self.window_overlap = window_overlap
         self.association = association
+        self.association_score_weight = association_score_weight
         self.mask_threshold = mask_threshold
         self.all_query_masks = all_query_masks
         if precision not in PRECISIONS:
@@ -144,6 +150,7 @@ class SOC(nn.Module):
             "test_clip_length": cfg.MODEL.SOC.TEST.CLIP_LENGTH,
             "window_overlap": cfg.MODEL.SOC.TEST.WINDOW_OVERLAP,
             "association": cfg.MODEL.SOC.TEST.ASSOCIATION,
+            "association_score_weight": cfg.MODEL.SOC.TEST.ASSOCIATION_SCORE_WEIGHT,
             "mask_threshold": cfg.MODEL.SOC.TEST.MASK_THRESHOLD,
             "all_query_masks": cfg.MODEL.SOC.TEST.ALL_QUERY_MASKS,
             "precision": cfg.MODEL.SOC.TEST.PRECISION,
@@ -445,7 +452,9 @@ class SOC(nn.Module):
             query_scores, idx, mean_scores = select_query(clip["pred_cls"])
             if tracks is not None and self.association == "iou_embedding":
                 shared_masks = clip["pred_masks"][:shared].sigmoid() > self.mask_threshold  # (V, N, h, w)
-                idx = associate(tracks[e], shared_masks, embeddings, mean_scores)
+                idx = associate(
+                    tracks[e], shared_masks, embeddings, mean_scores, self.association_score_weight
+                )
             owned = {k: v[shared:] for k, v in clip.items()}
             results.append(
                 self._postprocess(owned, idx, mean_scores[idx], query_scores[shared:], input_size, orig_size)
