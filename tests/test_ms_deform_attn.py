@@ -339,6 +339,16 @@ def test_module_padding_mask_and_backends(monkeypatch):
     expected = attn.output_proj(ms_deform_attn_reference(value, shapes, starts, loc, weights))
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
 
+    # Gradients (the module zeroes the projected values in place) equal those of the explicit formula, and
+    # no gradient reaches the padded inputs.
+    inp_a, inp_b = inp.clone().requires_grad_(), inp.clone().requires_grad_()
+    out, loc, weights = out.detach(), loc.detach(), weights.detach()
+    (attn(query, ref, inp_a, shapes, starts, mask)[0] * out).sum().backward()
+    value = attn.value_proj(inp_b).masked_fill(mask[..., None], 0).view(2, -1, 4, 4)
+    (attn.output_proj(ms_deform_attn_reference(value, shapes, starts, loc, weights)) * out).sum().backward()
+    torch.testing.assert_close(inp_a.grad, inp_b.grad, rtol=1e-5, atol=1e-6)
+    assert inp_a.grad[mask].abs().max() == 0 and inp_a.grad[~mask].abs().max() > 0
+
     monkeypatch.setenv(mda.ENV_VAR, "reference")
     out_ref, loc_ref, _ = attn(query, ref, inp, shapes, starts, mask)
     torch.testing.assert_close(out_ref, out, rtol=1e-5, atol=1e-6)

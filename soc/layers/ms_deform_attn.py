@@ -358,7 +358,7 @@ class MSDeformAttn(nn.Module):
 
         value = self.value_proj(input_flatten)
         if input_padding_mask is not None:
-            value = value.masked_fill(input_padding_mask[..., None], 0.0)
+            value.masked_fill_(input_padding_mask[..., None], 0.0)  # a fresh tensor: no copy needed
         value = value.view(N, S, M, self.d_model // M)
         offsets = self.sampling_offsets(query).view(N, Lq, M, L, P, 2)
         weights = self.attention_weights(query).view(N, Lq, M, L * P).softmax(-1).view(N, Lq, M, L, P)
@@ -366,8 +366,9 @@ class MSDeformAttn(nn.Module):
         if reference_points.shape[-1] == 2:
             # Offsets are in pixels of each level: divide by (W_l, H_l).
             normalizer = torch.stack([input_spatial_shapes[..., 1], input_spatial_shapes[..., 0]], -1)
-            locations = (
-                reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+            normalizer = normalizer.to(offsets.dtype)
+            locations = torch.addcdiv(  # reference + offsets / normalizer in one pass
+                reference_points[:, :, None, :, None, :], offsets, normalizer[None, None, None, :, None, :]
             )
         elif reference_points.shape[-1] == 4:
             # Offsets are in units of half the box size per point.
