@@ -365,8 +365,7 @@ class MSDeformAttn(nn.Module):
 
         if reference_points.shape[-1] == 2:
             # Offsets are in pixels of each level: divide by (W_l, H_l).
-            normalizer = torch.stack([input_spatial_shapes[..., 1], input_spatial_shapes[..., 0]], -1)
-            normalizer = normalizer.to(offsets.dtype)
+            normalizer = input_spatial_shapes.flip(-1).to(offsets)  # (L, 2): (W_l, H_l)
             locations = torch.addcdiv(  # reference + offsets / normalizer in one pass
                 reference_points[:, :, None, :, None, :], offsets, normalizer[None, None, None, :, None, :]
             )

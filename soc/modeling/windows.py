@@ -104,6 +104,8 @@ def associate(
     Returns:
         the chosen query index in [0, N).
     """
+    if score_weight < 0:
+        raise ValueError(f"score_weight must be >= 0, got {score_weight}")
     V = track.masks.shape[0]
     if masks.shape[0] != V:
         raise ValueError(
@@ -114,8 +116,6 @@ def associate(
     union = (masks | prev).sum((0, 2, 3)).double()
     iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(union))
     cosine = F.cosine_similarity(embeddings.double(), track.embedding.double()[None], dim=-1)  # (N,)
-    if score_weight < 0:
-        raise ValueError(f"score_weight must be >= 0, got {score_weight}")
     affinity = iou + cosine + score_weight * scores.double()
     tied = affinity >= affinity.max() - TIE_TOLERANCE
     return int(torch.where(tied, scores.double(), torch.full_like(affinity, -float("inf"))).argmax())
