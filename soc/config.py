@@ -132,6 +132,9 @@ def add_soc_config(cfg: CN) -> None:
 
     # ---------------------------------------------------------------- input (clips)
     cfg.INPUT.SAMPLING_FRAME_NUM = 8  # frames per training clip (window)
+    # training targets: the referred object only (authors), or also every other annotated object of the clip
+    # (palette-PNG datasets), whose masks and boxes then train unreferred queries
+    cfg.INPUT.ALL_OBJECT_TARGETS = False
     cfg.INPUT.FLIP_PROB = 0.5  # clip-level horizontal flip, swapping "left"/"right" (code: ~0.31)
     cfg.INPUT.TEST_WINDOW = 8  # A2D/JHMDB: frames of context around the annotated frame
 

@@ -419,3 +419,71 @@ def test_a2d_training_refuses_groups():
     }
     with pytest.raises(ValueError, match="A.*DATALOADER.EXPRESSIONS_PER_CLIP must be 1"):
         A2DMapper(_cfg(), is_train=True)(group)
+
+
+def test_all_object_targets_add_the_visible_other_objects(tmp_path):
+    """INPUT.ALL_OBJECT_TARGETS: the referred object first (``referred_idx`` 0), then each other object that
+    the (flipped or not) clip shows, with the same masks and boxes as if it were referred; the same random
+    draws as without the option, so the referred trajectory equals the plain mapper's."""
+    records, index = _two_object_video(tmp_path)
+    index[:, 13:15, 20:23] = 255  # DAVIS's void label is not an object
+    for t, name in enumerate(records[0]["frame_names"]):
+        png = Image.fromarray(index[t])
+        png.putpalette(davis_palette())
+        png.save(tmp_path / "train" / "Annotations" / "vid0000009" / f"{name}.png")
+    plain = RefVOSMapper(_cfg(SAMPLING_FRAME_NUM=2, FLIP_PROB=0.5), is_train=True)
+    full = RefVOSMapper(_cfg(SAMPLING_FRAME_NUM=2, FLIP_PROB=0.5, ALL_OBJECT_TARGETS=True), is_train=True)
+    seen, compared = set(), 0
+    for seed in range(12):
+        for record, other_id in ((records[0], 2), (records[1], 1)):
+            np.random.seed(seed)
+            single = plain(record)
+            np.random.seed(seed)
+            out = full(record)
+            t = out["targets"]
+            assert out["frame_indices"] == single["frame_indices"] and t["referred_idx"] == 0
+            for k in ("masks", "boxes", "is_visible"):
+                assert torch.equal(t[k][:, 0], single["targets"][k])
+            shows_other = bool((index[out["frame_indices"]] == other_id).any())
+            assert t["masks"].shape[1] == 1 + shows_other
+            if shows_other:  # the other object as the plain mapper gives it when it is the referred one
+                np.random.seed(seed)
+                as_referred = plain(dict(record, obj_ids=[other_id]))
+                if as_referred["frame_indices"] == out["frame_indices"]:
+                    for k in ("masks", "boxes", "is_visible"):
+                        assert torch.equal(t[k][:, 1], as_referred["targets"][k])
+                    compared += 1
+                seen.add(other_id)
+    assert seen == {1, 2} and compared >= 3
+
+
+def test_all_object_targets_need_palette_pngs():
+    from soc.data.io import read_other_object_masks
+
+    record = {"video_id": "v", "exp_id": "0", "obj_ids": [1], "annotations": {"type": "a2d_h5", "file": "x"}}
+    with pytest.raises(DataError, match="v/0.*palette PNGs only.*a2d_h5.*INPUT.ALL_OBJECT_TARGETS"):
+        read_other_object_masks(record, [0])
+
+
+def test_read_other_object_masks_hand_made(tmp_path):
+    """Ids 3 and 7 besides the referred 5, in id order; 0 and 255 are not objects; only the frames asked."""
+    from soc.data.io import read_other_object_masks
+
+    maps = np.zeros((3, 4, 6), dtype=np.uint8)
+    maps[0, 0, 0], maps[0, 1, 1], maps[0, 2, 2], maps[0, 3, 3] = 5, 7, 255, 9
+    maps[1, 0, :2], maps[1, 3, 5] = 3, 7
+    maps[2, 2, 2] = 9
+    files = []
+    for i, m in enumerate(maps):
+        png = Image.fromarray(m)
+        png.putpalette(davis_palette())
+        files.append(str(tmp_path / f"{i}.png"))
+        png.save(files[-1])
+    record = {"obj_ids": [5], "annotations": {"type": "png", "files": files}, "height": 4, "width": 6}
+    got = read_other_object_masks(record, [1, 0])
+    assert got.shape == (3, 2, 4, 6) and got.dtype == bool
+    assert [int(got[i].sum()) for i in range(3)] == [2, 2, 1]  # ids 3, 7, 9
+    assert got[0, 0, 0, :2].all() and got[1, 0, 3, 5] and got[1, 1, 1, 1] and got[2, 1, 3, 3]
+    with pytest.raises(DataError, match="1.png is \\(2, 2\\)"):
+        Image.fromarray(np.zeros((2, 2), dtype=np.uint8)).save(files[1])
+        read_other_object_masks(record, [0, 1])

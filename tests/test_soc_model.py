@@ -186,6 +186,31 @@ def test_weighted_losses_match_criterion(model):
         model.eval()
 
 
+def test_multi_object_targets_reach_the_criterion_with_the_referred_index(model):
+    """The mapper's several-object targets (INPUT.ALL_OBJECT_TARGETS): masks (T, I, H, W) and the referred
+    index reach the criterion; the class loss then puts its positive on the query matched to that trajectory,
+    so naming the other trajectory as the referred one changes it, and the mask and box losses do not."""
+    m = _without_dropout(model)  # the two calls must differ by the referred index only
+    one = targets(2, 64, 96)
+    other = {k: v.clone() for k, v in one.items()}
+    other["masks"] = torch.zeros_like(one["masks"])
+    other["masks"][:, 40:60, 5:20] = True
+    other["boxes"][:] = torch.tensor([12.5 / 96, 50 / 64, 15 / 96, 20 / 64])
+    both = {k: torch.stack([one[k], other[k]], dim=1) for k in ("masks", "boxes", "is_visible")}
+    seen = []
+    h = m.criterion.register_forward_pre_hook(lambda mod, args: seen.append(args[1][0]))
+    losses = {}
+    with torch.no_grad():
+        for referred in (0, 1):
+            batch = [{"frames": clip(2), "expression": "a dog", "targets": dict(both, referred_idx=referred)}]
+            losses[referred] = m(batch)
+    h.remove()
+    assert [t["referred_idx"] for t in seen] == [0, 1] and seen[0]["masks"].shape == (2, 2, 64, 96)
+    assert losses[0]["loss_cls"] != losses[1]["loss_cls"]
+    for k in ("loss_dice", "loss_sigmoid_focal", "loss_bbox", "loss_giou"):
+        torch.testing.assert_close(losses[0][k], losses[1][k])
+
+
 def _without_dropout(model):
     """A float64 copy in training mode with every dropout / stochastic-depth probability 0 (deterministic)."""
     m = copy.deepcopy(model).double().train()

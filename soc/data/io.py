@@ -37,6 +37,7 @@ __all__ = [
     "read_single_channel_png",
     "check_same_size",
     "read_masks",
+    "read_other_object_masks",
     "has_ground_truth",
     "may_refer_to_nothing",
     "read_video_window",
@@ -343,6 +344,35 @@ def read_masks(record: dict, frames: Optional[Sequence[int]] = None) -> np.ndarr
     if kind == "coco":
         return _decode_coco_segmentation(ann["segmentation"], int(ann["height"]), int(ann["width"]))[None]
     raise DataError(f"unknown annotation type {kind!r} in record {record.get('video_id')}")
+
+
+def read_other_object_masks(record: dict, frames: Sequence[int]) -> np.ndarray:
+    """Masks of the objects of a record's video that it does not refer to, in the given frames.
+
+    Only palette-PNG sources (Ref-YouTube-VOS, Ref-DAVIS17, SynthRVOS) annotate every object of a video in one
+    file per frame; the other sources raise :class:`DataError`.
+
+    Args:
+        record: a dataset record with ``obj_ids`` and ``annotations`` of type ``png``.
+        frames: 0-based indices into ``record["file_names"]``.
+
+    Returns:
+        bool ``(I, T, H, W)``: one mask sequence per object id found in those frames' PNGs, other than 0
+        (background), 255 (DAVIS's void label) and the record's ``obj_ids``, in increasing id order.
+    """
+    ann = record.get("annotations") or {}
+    if ann.get("type") != "png":
+        raise DataError(
+            f"record {record.get('video_id')}/{record.get('exp_id')}: the other objects of a video are read "
+            f"from palette PNGs only, not from {ann.get('type')!r} annotations (INPUT.ALL_OBJECT_TARGETS)"
+        )
+    paths = [ann["files"][i] for i in frames]
+    maps = [read_palette_png(p) for p in paths]
+    size = (record["height"], record["width"]) if record.get("height") is not None else None
+    check_same_size(maps, paths, "annotation", size)
+    labels = np.stack(maps)  # T, H, W
+    ids = np.setdiff1d(np.unique(labels), [0, 255, *(int(o) for o in record["obj_ids"])])
+    return labels[None] == ids[:, None, None, None]
 
 
 def may_refer_to_nothing(record: dict) -> bool:

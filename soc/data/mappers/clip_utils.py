@@ -26,6 +26,7 @@ __all__ = [
     "has_hflip",
     "frames_to_tensor",
     "masks_to_targets",
+    "stack_targets",
     "inclusive_box",
     "clip_input",
 ]
@@ -152,6 +153,17 @@ def masks_to_targets(masks: np.ndarray, tfm: T.Transform) -> Dict[str, torch.Ten
         "boxes": torch.from_numpy(boxes),
         "is_visible": torch.from_numpy(visible),
     }
+
+
+def stack_targets(per_object: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, object]:
+    """Targets of several objects of one clip (:func:`masks_to_targets` dicts, the referred object first) as
+    one multi-trajectory target (:func:`soc.modeling.targets.as_trajectories`): ``masks`` bool
+    ``(T, I, H, W)``, ``boxes`` ``(T, I, 4)``, ``is_visible`` ``(T, I)`` and ``referred_idx`` 0."""
+    out: Dict[str, object] = {
+        k: torch.stack([t[k] for t in per_object], dim=1) for k in ("masks", "boxes", "is_visible")
+    }
+    out["referred_idx"] = 0
+    return out
 
 
 def clip_input(

@@ -31,7 +31,14 @@ from detectron2.config import CfgNode, configurable
 from detectron2.data import transforms as T
 
 from ..groups import make_group, ungroup
-from ..io import DataError, has_ground_truth, mask_source_name, may_refer_to_nothing, read_masks
+from ..io import (
+    DataError,
+    has_ground_truth,
+    mask_source_name,
+    may_refer_to_nothing,
+    read_masks,
+    read_other_object_masks,
+)
 from .clip_utils import (
     build_clip_augmentation,
     check_mask_size,
@@ -39,6 +46,7 @@ from .clip_utils import (
     masks_to_targets,
     read_frames,
     sample_window,
+    stack_targets,
 )
 
 __all__ = ["RefVOSMapper"]
@@ -66,6 +74,7 @@ class RefVOSMapper:
         augmentations: List[T.Augmentation],
         sampling_frame_num: int,
         expressions_per_clip: int = 1,
+        all_object_targets: bool = False,
         max_aug_tries: int = 10,
     ):
         """
@@ -75,6 +84,10 @@ class RefVOSMapper:
             sampling_frame_num: frames per training clip (T); unused for inference.
             expressions_per_clip: in training, at most this many expressions of a group are drawn per clip
                 (0 = all of them).
+            all_object_targets: in training, every other object visible in the clip becomes a trajectory
+                of the targets besides the referred one (``referred_idx`` 0): their masks and boxes are
+                supervised too, while the class and contrastive losses still single out the referred object.
+                False keeps the referred object only (the authors').
             max_aug_tries: training crops that hide the object are resampled this many times before the
                 mapper returns None (detectron2 then tries another record).
         """
@@ -82,6 +95,7 @@ class RefVOSMapper:
         self.augmentations = T.AugmentationList(augmentations)
         self.sampling_frame_num = sampling_frame_num
         self.expressions_per_clip = expressions_per_clip
+        self.all_object_targets = all_object_targets
         self.max_aug_tries = max_aug_tries
 
     @classmethod
@@ -91,6 +105,7 @@ class RefVOSMapper:
             "augmentations": build_clip_augmentation(cfg, is_train),
             "sampling_frame_num": cfg.INPUT.SAMPLING_FRAME_NUM,
             "expressions_per_clip": cfg.DATALOADER.EXPRESSIONS_PER_CLIP,
+            "all_object_targets": cfg.INPUT.ALL_OBJECT_TARGETS,
         }
 
     def __call__(self, record: dict) -> Optional[dict]:
@@ -146,13 +161,14 @@ class RefVOSMapper:
                 break
         else:
             return None
+        targets = self._with_other_objects(record, indices, tfm, targets)
         if others is not None:
             members, all_targets = [record], [targets]
             for other in others:
                 other_targets = masks_to_targets(read_masks(other, indices), tfm)
                 if other_targets["is_visible"].any():
                     members.append(other)
-                    all_targets.append(other_targets)
+                    all_targets.append(self._with_other_objects(other, indices, tfm, other_targets))
             record, targets = make_group(members), all_targets
         out = clip_input(record, _REWRITTEN, frames, tfm)
         out.update(
@@ -164,6 +180,14 @@ class RefVOSMapper:
             }
         )
         return out
+
+    def _with_other_objects(self, record: dict, indices: List[int], tfm: T.Transform, targets: dict) -> dict:
+        """``targets`` of the referred object, with ``all_object_targets`` stacked with those of the video's
+        other objects that are visible in the transformed clip."""
+        if not self.all_object_targets:
+            return targets
+        others = [masks_to_targets(m, tfm) for m in read_other_object_masks(record, indices)]
+        return stack_targets([targets] + [t for t in others if t["is_visible"].any()])
 
     def _test_clip(self, record: dict) -> dict:
         files = record["file_names"]

@@ -315,8 +315,9 @@ class SOC(nn.Module):
                 (str) or ``expressions`` (list of E str, answered or trained together: the backbone runs
                 once per window for all of them), ``height``/``width`` (original size), optional
                 ``keep_frames`` (T',) long, and in training ``targets`` (``masks`` bool (T', H, W), ``boxes``
-                (T', 4) normalised cxcywh, ``is_visible`` (T',), optional ``labels`` (T',); a list of E such
-                dicts with ``expressions``).
+                (T', 4) normalised cxcywh, ``is_visible`` (T',), optional ``labels`` (T',); with several
+                objects an instance axis after T' and ``referred_idx``, see
+                :func:`~soc.modeling.targets.as_trajectories`; a list of E such dicts with ``expressions``).
 
         Returns:
             training: dict of weighted losses. Inference: list over clips of one output dict per clip, or for
@@ -366,6 +367,8 @@ class SOC(nn.Module):
             }
             if "labels" in t:
                 target["labels"] = t["labels"].to(self.device, torch.long)
+            if "referred_idx" in t:
+                target["referred_idx"] = int(t["referred_idx"])
             targets.append(target)
         raw = self.criterion(outputs, targets)
         weights = self.criterion.weight_dict
