@@ -6,8 +6,8 @@ with the machine's GEMM rate (the roofline) measured in the same run.
     python benchmarks/bench_inference.py --config swin_t --precision fp32 --threads 2 --repeat 3
     python benchmarks/bench_inference.py --config tiny swin_t swin_b --precision fp32 bf16 --json out.json
 
-``--config``: ``tiny`` (the ``make demo`` model, ``soc_tiny_synth.yaml``), ``swin_t``, ``swin_b`` (the
-Ref-YouTube-VOS joint configs) or a YAML path; random weights (the time does not depend on them) and, for
+``--config``: ``tiny`` (the from-scratch SynthRVOS model, ``soc_tiny_synth.yaml``), ``swin_t``, ``swin_b``
+(the Ref-YouTube-VOS joint configs) or a YAML path; random weights (the time does not depend on them) and, for
 offline runs, the MiniLM text encoder of the demo config (``--text-encoder``; the text stage is < 1 % of the
 clip). One clip of ``--frames`` random frames at ``--height``×``--width`` and one expression, through
 ``model([input])`` exactly as the evaluators call it (``MODEL.SOC.TEST.PRECISION`` set to ``--precision``).

@@ -5,11 +5,13 @@ float32 and in each ``--precision`` (``MODEL.SOC.TEST.PRECISION``), on the same 
 the J&F of each and the median (and 5th percentile) over all frames of all expressions of the IoU between
 each precision's mask and the float32 mask (1 where both are empty).
 
-    python benchmarks/precision_accuracy.py --weights output/demo/train/model_final.pth --precision bf16
+    python benchmarks/precision_accuracy.py --precision bf16
+    python benchmarks/precision_accuracy.py --precision bf16 --weights output/demo/train/model_final.pth \
+        --config-file projects/SOC/configs/synthetic/soc_effnet_lite0_synth.yaml  # the `make demo` model
 
-Defaults: the ``make demo`` config (``soc_tiny_synth.yaml``) on ``synthrvos_ytvos_valid``, the weights of
-``output/demo/train/model_final.pth`` or, when that does not exist, of the convergence study
-(``output/convergence/demo/model_final.pth``, the same config trained for 20000 iterations). Goal (issue 18):
+Defaults: the from-scratch Video Swin SynthRVOS config (``soc_tiny_synth.yaml``) on ``synthrvos_ytvos_valid``
+with the weights of its convergence study (``output/convergence/demo/model_final.pth``, 20000 iterations).
+Goal (issue 18):
 |ΔJ&F| ≤ 0.005 and median IoU ≥ 0.98 for bf16.
 """
 
@@ -29,7 +31,7 @@ from soc.engine.trainer import Trainer
 from soc.evaluation.refvos_evaluator import expression_pairs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEIGHTS = ("output/demo/train/model_final.pth", "output/convergence/demo/model_final.pth")
+WEIGHTS = ("output/convergence/demo/model_final.pth",)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -55,7 +57,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     weights = args.weights or next((w for w in WEIGHTS if os.path.isfile(os.path.join(ROOT, w))), None)
     if weights is None:
-        raise SystemExit(f"no trained weights: pass --weights (looked for {WEIGHTS}); `make demo` trains one")
+        raise SystemExit(
+            f"no trained weights: pass --weights (looked for {WEIGHTS}); benchmarks/convergence_synth.py "
+            "trains them"
+        )
     weights = os.path.join(ROOT, weights)
     config = os.path.join(ROOT, args.config_file)
     precisions = ["fp32", *args.precision]

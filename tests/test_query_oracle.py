@@ -1,4 +1,4 @@
-"""benchmarks/query_oracle_synth.py: the selected / best-query / best-per-frame J of one expression by hand."""
+"""benchmarks/query_oracle_synth.py: selected, best-query and best-per-frame J of one expression by hand."""
 
 import importlib.util
 from pathlib import Path

@@ -4,7 +4,8 @@
     python tools/run_demo.py --output output/demo [--config-file ...] [--opts KEY VALUE ...]
 
 Generates SynthRVOS (Ref-YouTube-VOS format) under ``$SOC_DATASETS/synthrvos/ytvos`` unless it is there
-already, trains ``projects/SOC/configs/synthetic/soc_tiny_synth.yaml``, evaluates J&F on the valid split
+already, trains ``projects/SOC/configs/synthetic/soc_effnet_lite0_synth.yaml`` (``--config-file``
+``.../soc_tiny_synth.yaml``: the from-scratch Video Swin config), evaluates J&F on the valid split
 (overall and on the temporal subset), renders overlay videos of a few valid videos, plots the training curves
 and writes ``summary.json``.
 """
@@ -24,7 +25,7 @@ from soc.utils.curves import plot_curves, read_metrics
 from soc.utils.visualization import render_overlays
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CONFIG = os.path.join(ROOT, "projects/SOC/configs/synthetic/soc_tiny_synth.yaml")
+DEFAULT_CONFIG = os.path.join(ROOT, "projects/SOC/configs/synthetic/soc_effnet_lite0_synth.yaml")
 
 
 def get_parser() -> argparse.ArgumentParser:
