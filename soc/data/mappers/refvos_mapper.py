@@ -16,6 +16,10 @@ expressions: up to that many, drawn at random each time; the window is chosen fo
 others are kept if their object is visible in it after the augmentation (``expressions`` and one ``targets``
 dict per kept expression).
 
+``INPUT.ALL_OBJECT_TARGETS`` adds the video's other annotated objects that the training clip shows as further
+target trajectories after the referred one (palette-PNG sources only), for the unreferred queries' masks and
+boxes.
+
 Inference: the whole video, resized with ``INPUT.MIN/MAX_SIZE_TEST``, without targets; for a record or for a
 group of one video's records (``expressions``, :func:`soc.data.build.group_expressions`), whose frames are
 then read once for all of its expressions.
